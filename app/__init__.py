@@ -1,0 +1,1 @@
+"""mrnet.app: the Gradio web demo, built on mrnet.infer only."""

@@ -1,0 +1,5 @@
+"""mrnet.infer: read knee exams and run the nine MRNet models with ONNX Runtime (no torch)."""
+
+from .registry import PLANES, TASKS
+
+__all__ = ["PLANES", "TASKS"]

@@ -177,6 +177,9 @@ def read_exam(path: str | os.PathLike | Sequence[str | os.PathLike],
         if len(files) == 1 and len(paths) == 1 and Path(paths[0]).is_file():
             raise ExamError("UNKNOWN_FORMAT", "not a DICOM file, zip, NIfTI (.nii, .nii.gz) or MRNet .npy file",
                             files[0].name)
+        damaged = [p for p in skipped if p.code == "CORRUPT_FILE"]
+        if damaged and len(damaged) == len(skipped):
+            raise ExamError("CORRUPT_FILE", f"all {len(damaged)} file(s) are damaged", problems=damaged)
         raise ExamError("NO_IMAGES", f"no DICOM, NIfTI or npy files among {len(files)} file(s)",
                         problems=[p for p in skipped if p.code != "NOT_DICOM"])
     if len(by_kind) > 1:
@@ -202,9 +205,10 @@ def read_exam(path: str | os.PathLike | Sequence[str | os.PathLike],
 
 
 def plane_from_name(name: str) -> str | None:
-    """The plane a file name spells (its own name first, then its folder, as in MRNet's layout)."""
+    """The plane a file name spells: its own name first, then its folder's (MRNet's layout is
+    `train/sagittal/0000.npy`)."""
     parts = [part.lower() for part in re.split(r"[\\/]", name) if part]
-    for part in reversed(parts):
+    for part in reversed(parts[-2:]):
         found = [p for p in PLANES if p in part]
         if len(found) == 1:
             return found[0]
@@ -216,7 +220,8 @@ def read_npy(sources, skipped: list[Problem] | None = None) -> Exam:
     skipped = list(skipped or [])
     volumes, infos, problems = {}, {}, []
     for source in sources:
-        plane = plane_from_name(source.name)
+        # A file given by itself is named without its folder; its folder may still name the plane.
+        plane = plane_from_name(f"{source.path.parent.name}/{source.path.name}" if source.path else source.name)
         if plane is None:
             problems.append(Problem("UNKNOWN_PLANE", source.name,
                                     f"the file name names no plane ({', '.join(PLANES)})"))
@@ -244,8 +249,10 @@ def read_npy(sources, skipped: list[Problem] | None = None) -> Exam:
             orientation="".join(direction_letter(v) for v in (axes.row, axes.col, axes.slice)),
             obliquity_deg=0.0)
     if not volumes:
+        if len(problems) == 1:
+            raise ExamError(problems[0].code, problems[0].message, problems[0].source, problems=problems)
         codes = {p.code for p in problems}
-        code = codes.pop() if len(codes) == 1 else "NO_IMAGES"
-        raise ExamError(code, "no usable MRNet npy volume", problems=problems)
+        code = codes.pop() if len(codes) == 1 else "NO_USABLE_SERIES"
+        raise ExamError(code, f"none of the {len(sources)} npy files is usable", problems=problems)
     skipped += problems
     return Exam("npy", volumes, infos, skipped=skipped)

@@ -60,7 +60,7 @@ class _Skip(Exception):
 # Headers
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two frames of one file are different images
 class _Image:
     """One 2D image: a single-frame file, or one frame of a multi-frame file."""
 
@@ -479,7 +479,12 @@ def _load(candidate: _Candidate) -> tuple[Stack, _Stack, list[str]]:
         kept.append(image)
     stack = candidate.stack
     if len(kept) < len(stack.images):
-        stack = _check_stack(kept, min_slices=2)
+        try:
+            stack = _check_stack(kept, min_slices=2)
+        except _Skip as skip:
+            damaged = [im.name for im in stack.images if im not in kept]
+            raise _Skip(skip.code, f"{candidate.series.label}: damaged pixel data in {', '.join(damaged[:3])}"
+                        f"{' and more' if len(damaged) > 3 else ''}; without it, {skip.message}") from None
     directions = np.stack([stack.normal, kept[0].along_col, kept[0].along_row])
     spacing = (stack.spacing, kept[0].pixel_mm[0], kept[0].pixel_mm[1])
     return Stack(np.stack(slices), directions, spacing), stack, notes

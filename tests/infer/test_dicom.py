@@ -126,6 +126,14 @@ def test_a_damaged_end_slice_is_left_out_with_a_warning(volumes, tmp_path):
     assert any(paths[0].name in w and "CORRUPT_FILE" in w for w in exam.warnings)
 
 
+def test_a_damaged_middle_slice_is_named_in_the_error(volumes, tmp_path):
+    _, paths = write_series(volumes["axial"], "axial", tmp_path)
+    data = paths[6].read_bytes()
+    paths[6].write_bytes(data[: len(data) - 5000])
+    error = read_error(tmp_path)
+    assert error.code == "INCONSISTENT_SPACING" and f"damaged pixel data in {paths[6].name}" in error.message
+
+
 # ---------------------------------------------------------------------------------------------
 # Orientation conventions, checked on hand-made series (no synthetic_dicom geometry involved)
 
@@ -221,6 +229,27 @@ def test_round_trip_of_lossless_jpeg_series(compression, volumes, tmp_path):
     assert_round_trip(read_exam(tmp_path).volumes["coronal"], volumes["coronal"])
 
 
+@pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLosslessProcess14"])
+def test_round_trip_of_jpeg_lossless_series(syntax, volumes, tmp_path):
+    gdcm = pytest.importorskip("gdcm")  # python-gdcm both writes these files here and decodes them
+    _, paths = write_series(volumes["coronal"], "coronal", tmp_path)
+    for path in paths:
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(path))
+        assert reader.Read()
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
+        change.SetInput(reader.GetImage())
+        assert change.Change()
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(path))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        assert writer.Write()
+    assert "JPEG Lossless" in pydicom.dcmread(paths[0]).file_meta.TransferSyntaxUID.name
+    assert_round_trip(read_exam(tmp_path).volumes["coronal"], volumes["coronal"])
+
+
 def test_round_trip_of_a_512_matrix_keeps_the_field_of_view(volumes, tmp_path):
     write_study(volumes, tmp_path, options={p: SeriesOptions(matrix=512) for p in PLANES})
     exam = read_exam(tmp_path)
@@ -287,6 +316,14 @@ def test_the_caller_can_choose_a_series(volumes, tmp_path):
     exam = read_exam(tmp_path, series={"coronal": decoy})
     assert exam.sources["coronal"].series_uid == decoy and "caller" in exam.sources["coronal"].reason
     assert_round_trip(exam.volumes["coronal"], volumes["coronal"][::-1])
+
+
+def test_the_caller_can_force_a_short_series_with_a_warning(volumes, tmp_path):
+    uid, _ = write_series(volumes["axial"][:6], "axial", tmp_path)
+    assert read_error(tmp_path).code == "TOO_FEW_SLICES"
+    exam = read_exam(tmp_path, series={"axial": uid})
+    assert exam.sources["axial"].n_slices == 6
+    assert any("6 slices" in w and "caller" in w for w in exam.warnings)
 
 
 def test_an_oblique_series_is_used_up_to_the_limit_only(volumes, tmp_path):

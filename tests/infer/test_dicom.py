@@ -258,6 +258,21 @@ def test_round_trip_of_a_512_matrix_keeps_the_field_of_view(volumes, tmp_path):
         assert_round_trip(exam.volumes[plane], volumes[plane], max_mean_abs=5.0, min_corr=0.97)
 
 
+def test_a_rectangular_field_of_view_is_kept_whole_and_centred(volumes, tmp_path):
+    # Axial images stored as MRNet shows them (rows posterior, columns left), cut to 192 columns:
+    # the 256 x 0.6 mm square that holds them keeps the pixel size, the image sits in its middle.
+    _, paths = write_series(volumes["axial"], "axial", tmp_path)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.PixelData = np.ascontiguousarray(ds.pixel_array[:, :192]).tobytes()
+        ds.Columns = 192
+        ds.save_as(path, enforce_file_format=True)
+    volume = read_exam(tmp_path).volumes["axial"]
+    assert volume.shape == volumes["axial"].shape
+    assert (volume[:, :, :32] == 0).all() and (volume[:, :, 224:] == 0).all()
+    assert_round_trip(volume[:, :, 32:224], volumes["axial"][:, :, :192])
+
+
 def test_multi_echo_series_reads_the_echo_closest_to_mrnets_sequence(volumes, tmp_path):
     sagittal = volumes["sagittal"]
     echoes = np.stack([255 - sagittal, sagittal, 255 - sagittal])  # only echo 2 is the phantom

@@ -174,7 +174,7 @@ def read_exam(path: str | os.PathLike | Sequence[str | os.PathLike],
             by_kind.setdefault(kind, []).append(source)
 
     if not by_kind:
-        if len(files) == 1 and len(paths) == 1 and Path(paths[0]).is_file():
+        if len(files) == 1 and files[0].path is not None and Path(paths[0]).is_file():
             raise ExamError("UNKNOWN_FORMAT", "not a DICOM file, zip, NIfTI (.nii, .nii.gz) or MRNet .npy file",
                             files[0].name)
         damaged = [p for p in skipped if p.code == "CORRUPT_FILE"]

@@ -256,7 +256,7 @@ def draw_exam(exam_id: str, labels: dict[str, int], config: PhantomConfig, seed:
         findings += others
     s = config.lesion_scale
     lesion = {
-        "acl_tear": {"position": rng.uniform(0.35, 0.65), "gap_mm": rng.uniform(6, 10) * s,
+        "acl_tear": {"position": rng.uniform(0.35, 0.65), "gap_mm": rng.uniform(8, 12) * s,
                      "complete": bool(rng.random() < 0.7)},
         "meniscal_tear": {"side": "medial" if rng.random() < 0.65 else "lateral",
                           "thickness_mm": rng.uniform(1.2, 2.0) * s, "tilt": rng.uniform(-0.15, 0.15),
@@ -328,18 +328,26 @@ def _anatomy(spec: ExamSpec) -> list[tuple[str, tuple]]:
 _ACL = ((2.0, -6.0, -2.0), (-9.0, 14.0, 14.0))  # tibial footprint -> lateral femoral condyle
 
 
-def _lesions(spec: ExamSpec) -> list[tuple[str, str, tuple]]:
-    """(finding, tissue, shape) for each lesion of the exam, painted over the anatomy."""
+# Soft tissue that an oedematous lesion may replace (it does not eat bone or cartilage).
+_SOFT = ("ligament", "fat", "fluid")
+
+
+def _lesions(spec: ExamSpec) -> list[tuple[str, str, tuple, tuple | None]]:
+    """(finding, tissue, shape, tissues it may replace or None for all) for each lesion of the exam."""
     out = []
     lesion = spec.lesion
     if "acl_tear" in spec.findings:
         tear = lesion["acl_tear"]
-        length = float(np.linalg.norm(np.subtract(*_ACL)))
-        half = tear["gap_mm"] / length / 2
-        t = (tear["position"] - half, tear["position"] + half)
-        # A complete tear leaves a fluid-filled gap; a partial one a swollen, bright segment.
-        radius = 4.6 if tear["complete"] else 5.2
-        out.append(("acl_tear", "torn_acl", _capsule(*_ACL, radius, t_range=t)))
+        start, end = np.asarray(_ACL[0]), np.asarray(_ACL[1])
+        where = start + tear["position"] * (end - start)
+        if tear["complete"]:
+            # Fibres gone over the gap, and an oedematous mass filling that part of the notch.
+            r = tear["gap_mm"]
+            out.append(("acl_tear", "torn_acl", _ellipsoid(where, (0.8 * r, r, 0.8 * r)), _SOFT))
+        else:
+            # A partial tear: a swollen, bright ligament over half its length.
+            t = (tear["position"] - 0.25, tear["position"] + 0.25)
+            out.append(("acl_tear", "torn_acl", _capsule(start, end, 5.5, t_range=t), _SOFT))
     if "meniscal_tear" in spec.findings:
         tear = lesion["meniscal_tear"]
         medial = tear["side"] == "medial"
@@ -347,18 +355,18 @@ def _lesions(spec: ExamSpec) -> list[tuple[str, str, tuple]]:
         sector = (tear["sector"] - 0.9, tear["sector"] + 0.9)
         out.append(("meniscal_tear", "meniscal_tear",
                     _meniscus(center, r_in - 0.5, r_out + 0.5, height, 0.0, -0.9, sector=sector,
-                              thickness=tear["thickness_mm"], tilt=tear["tilt"])))
+                              thickness=tear["thickness_mm"], tilt=tear["tilt"]), None))
     if "bone_bruise" in spec.findings:
         bruise = lesion["bone_bruise"]
         centers = {"lateral_femur": (-19, 8, 8), "lateral_tibia": (-19, 6, -10), "medial_femur": (19, 8, 8)}
         center = np.add(centers[bruise["site"]], bruise["offset"])
         r = bruise["radius_mm"]
-        out.append(("bone_bruise", "bruise", _ellipsoid(center, (r, r * 1.2, r * 0.8))))
+        out.append(("bone_bruise", "bruise", _ellipsoid(center, (r, r * 1.2, r * 0.8)), ("marrow",)))
     if "cartilage_defect" in spec.findings:
         defect = lesion["cartilage_defect"]
         x = 19 if defect["side"] == "medial" else -19
         r = defect["radius_mm"]
-        out.append(("cartilage_defect", "cartilage_defect", _ellipsoid((x, 6, 0.5), (r, r, 3.2))))
+        out.append(("cartilage_defect", "cartilage_defect", _ellipsoid((x, 6, 0.5), (r, r, 3.2)), ("cartilage",)))
     return out
 
 
@@ -380,13 +388,17 @@ def _plane_grid(spec: ExamSpec, plane: str) -> _Grid:
     return _Grid(anatomy, (n_slices, SLICE_SIZE, SLICE_SIZE))
 
 
-def _paint(grid: _Grid, labels: np.ndarray, tissue: str, shape) -> None:
+def _paint(grid: _Grid, labels: np.ndarray, tissue: str, shape, replaces=None) -> None:
+    """Paint a shape's voxels with a tissue (only over the `replaces` tissues, when given)."""
     mask_fn, low, high = shape
     block, coords = grid.block(low, high)
     if block is None:
         return
     mask = mask_fn(*coords)
-    labels[block][mask] = T[tissue]
+    target = labels[block]
+    if replaces is not None:
+        mask &= np.isin(target, [T[name] for name in replaces])
+    target[mask] = T[tissue]
 
 
 def _bias_field(shape, rng: np.random.Generator) -> np.ndarray:
@@ -408,8 +420,8 @@ def render_tissues(spec: ExamSpec, plane: str) -> tuple[np.ndarray, list]:
     for tissue, shape in _anatomy(spec):
         _paint(grid, labels, tissue, shape)
     lesions = _lesions(spec)
-    for _, tissue, shape in lesions:
-        _paint(grid, labels, tissue, shape)
+    for _, tissue, shape, replaces in lesions:
+        _paint(grid, labels, tissue, shape, replaces)
     return labels, lesions
 
 
@@ -446,7 +458,7 @@ def render_plane(spec: ExamSpec, plane: str, config: PhantomConfig) -> tuple[np.
     image = np.sqrt(real * real + imag * imag)
 
     boxes = {}
-    for finding, tissue, _ in lesions:
+    for finding, tissue, _, _ in lesions:
         found = _bounding_box(labels == T[tissue])
         if found:
             boxes[finding] = found

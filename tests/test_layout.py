@@ -10,7 +10,7 @@ from conftest import REPO
 
 
 def test_inference_and_app_do_not_import_torch():
-    code = ("import sys, mrnet.infer, mrnet.app; "
+    code = ("import sys, mrnet.infer, mrnet.infer.cli, mrnet.infer.predictor, mrnet.infer.exam, mrnet.app; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
@@ -52,7 +52,7 @@ def test_packages_install_under_mrnet_only(tmp_path):
 
 
 def test_console_scripts_answer_help():
-    for script in ("mrnet-train",):
+    for script in ("mrnet-train", "mrnet-predict"):
         exe = REPO / ".venv" / "bin" / script
         command = [str(exe)] if exe.exists() else [script]
         result = subprocess.run(command + ["--help"], capture_output=True, text=True)

@@ -1,0 +1,164 @@
+"""The Predictor: a verified bundle, ONNX Runtime sessions opened once, fused probabilities out.
+
+    predictor = Predictor()                      # the shipped demo bundle, best device
+    result = predictor.predict(read_exam(path))  # per task: fused probability and decision
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import Bundle, available_precisions, check_metadata, load_bundle, read_manifest
+from .errors import BundleError, InputError
+from .exam import Exam
+from .fusion import subset_key
+from .registry import NOT_FOR_CLINICAL_USE, PLANES, SLICE_SIZE, TASKS, model_key
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "int8")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+DEMO_NOTICE = "Demo weights trained on synthetic phantoms."
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+
+
+def _gpu_present() -> bool:
+    # onnxruntime-gpu lists the CUDA provider whether or not a GPU exists, and logs a loud error
+    # when it fails to load one; look for the NVIDIA driver first.
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    probability: float
+    decision: bool
+    threshold: float
+    planes: tuple[str, ...]
+
+
+@dataclass
+class Prediction:
+    """Everything one exam's prediction says; `to_dict()` is what the JSON output holds."""
+
+    tasks: dict[str, TaskResult]
+    plane_probabilities: dict[str, dict[str, float]]
+    planes: tuple[str, ...]
+    cams: dict[str, dict[str, np.ndarray]]
+    bundle_version: str
+    bundle_sha256: str
+    synthetic_weights: bool
+    provider: str
+    precision: str
+    timings: dict[str, float]
+    exam: dict = field(default_factory=dict)
+
+    @property
+    def notice(self) -> str:
+        return NOT_FOR_CLINICAL_USE + (" " + DEMO_NOTICE if self.synthetic_weights else "")
+
+    def to_dict(self, include_cams: bool = False) -> dict:
+        out = {
+            "notice": self.notice,
+            "tasks": {t: {"probability": r.probability, "decision": r.decision, "threshold": r.threshold,
+                          "planes_used": list(r.planes)} for t, r in self.tasks.items()},
+            "plane_probabilities": self.plane_probabilities,
+            "planes": list(self.planes),
+            "bundle": {"version": self.bundle_version, "manifest_sha256": self.bundle_sha256,
+                       "synthetic_weights": self.synthetic_weights},
+            "runtime": {"provider": self.provider, "precision": self.precision},
+            "timings_s": self.timings,
+            "provenance": self.exam,
+        }
+        if include_cams:
+            out["cams"] = {p: {t: c.tolist() for t, c in tasks.items()} for p, tasks in self.cams.items()}
+        return out
+
+
+class Predictor:
+    """Loads a bundle once and keeps one ONNX Runtime session per model."""
+
+    def __init__(self, bundle: str | Path | None = None, device: str = "auto", precision: str = "auto",
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        if device not in DEVICES:
+            raise InputError("BAD_OPTION", f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+        if precision not in PRECISIONS:
+            raise InputError("BAD_OPTION", f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        want_cuda = device == "cuda" or (device == "auto" and _gpu_present() and CUDA in ort.get_available_providers())
+        if precision == "auto":
+            # int8 QDQ models pay off on CPU; on a GPU fp32 is the faster path.
+            precision = "int8" if not want_cuda and "int8" in available_precisions(read_manifest(bundle)) else "fp32"
+        self.bundle: Bundle = load_bundle(bundle, precision=precision)
+        self.bundle_sha256 = self.bundle.manifest_sha256
+        self.precision = precision
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or physical_cores()
+        options.log_severity_level = 3
+        providers = [CUDA, CPU] if want_cuda else [CPU]
+        self.sessions = {}
+        ort.set_default_logger_severity(4 if device == "auto" else 3)
+        try:
+            for key, model in self.bundle.models.items():
+                try:
+                    session = ort.InferenceSession(str(model.path), options, providers=providers)
+                except Exception as error:  # noqa: BLE001 - ORT raises plain exceptions for bad files
+                    raise BundleError("MODEL_UNLOADABLE", f"ONNX Runtime cannot load {key}: {error}",
+                                      model.path) from None
+                check_metadata(model, session.get_modelmeta().custom_metadata_map, self.bundle.manifest)
+                self.sessions[key] = session
+        finally:
+            ort.set_default_logger_severity(2)
+        used = {s.get_providers()[0] for s in self.sessions.values()}
+        self.provider = used.pop() if len(used) == 1 else "mixed"
+        if device == "cuda" and self.provider != CUDA:
+            raise InputError("CUDA_UNAVAILABLE", "--device cuda was asked for, but ONNX Runtime could not use "
+                                                 "CUDA here (no GPU, or CUDA/cuDNN libraries missing)")
+
+    def predict(self, exam: Exam | dict[str, np.ndarray]) -> Prediction:
+        """Run the models of every plane the exam has, and fuse each task over those planes."""
+        volumes = exam.volumes if isinstance(exam, Exam) else exam
+        planes = tuple(p for p in PLANES if p in volumes)
+        if not planes:
+            raise InputError("NO_PLANES", "the exam holds none of the axial, coronal or sagittal planes")
+        timings: dict[str, float] = {}
+        logits: dict[str, dict[str, float]] = {t: {} for t in TASKS}
+        cams: dict[str, dict[str, np.ndarray]] = {}
+        started = time.perf_counter()
+        for plane in planes:
+            volume = np.ascontiguousarray(volumes[plane], dtype=np.uint8)
+            if volume.ndim != 3 or volume.shape[1:] != (SLICE_SIZE, SLICE_SIZE):
+                raise InputError("INVALID_VOLUME", f"{plane} volume has shape {volume.shape}, expected "
+                                 f"(S, {SLICE_SIZE}, {SLICE_SIZE})")
+            plane_started = time.perf_counter()
+            cams[plane] = {}
+            # The three task models of a plane read the same prepared input.
+            for task in TASKS:
+                logit, cam = self.sessions[model_key(plane, task)].run(["logit", "cam"], {"volume": volume})
+                logits[task][plane] = float(logit.reshape(-1)[0])
+                cams[plane][task] = cam
+            timings[f"models_{plane}"] = time.perf_counter() - plane_started
+        timings["models_total"] = time.perf_counter() - started
+
+        results = {}
+        for task in TASKS:
+            fusion = self.bundle.fusion[task][subset_key(planes)]
+            probability = fusion.probability(logits[task])
+            results[task] = TaskResult(probability=probability, decision=probability >= fusion.threshold,
+                                       threshold=fusion.threshold, planes=fusion.planes)
+        plane_probabilities = {p: {t: float(1 / (1 + np.exp(-logits[t][p]))) for t in TASKS} for p in planes}
+        return Prediction(tasks=results, plane_probabilities=plane_probabilities, planes=planes, cams=cams,
+                          bundle_version=self.bundle.version, bundle_sha256=self.bundle_sha256,
+                          synthetic_weights=self.bundle.synthetic, provider=self.provider,
+                          precision=self.precision, timings=timings,
+                          exam=exam.to_dict() if isinstance(exam, Exam) else {})

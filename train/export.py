@@ -1,0 +1,170 @@
+"""Export a run to a verified bundle: nine ONNX models (preprocessing inside), fusion, manifest.
+
+Every file passes `onnx.checker.check_model(full_check=True)` and a parity check against the torch
+model at S in {1, 17, 61} (rtol 1e-3, atol 1e-4) in ONNX Runtime; export fails loudly otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import torch
+
+from mrnet.infer.bundle import INTENDED_USE, MANIFEST, SCHEMA_VERSION, sha256_file
+from mrnet.infer.errors import InputError, MRNetError
+from mrnet.infer.registry import MAX_SLICES, NOT_FOR_CLINICAL_USE, PREPROCESSING_VERSION, SLICE_SIZE, model_key
+
+from .checkpoint import load_torch
+from .experiment import model_dir, read_run
+from .fusion import fit_fusion
+from .model import MRNet, VolumeModel
+
+OPSET = 18
+MAX_EXPORT_SLICES = 128
+PARITY_SLICES = (1, 17, MAX_SLICES)
+PARITY_RTOL, PARITY_ATOL = 1e-3, 1e-4
+
+
+class ExportError(MRNetError):
+    exit_code = 1
+
+
+def export_onnx(net: MRNet, path: Path) -> None:
+    """The dynamo exporter, a dynamic slice axis 1..128, opset 18; uint8 volume in, logit and cam out."""
+    model = VolumeModel(net).eval()
+    example = torch.zeros((17, SLICE_SIZE, SLICE_SIZE), dtype=torch.uint8)
+    slices = torch.export.Dim("slices", min=1, max=MAX_EXPORT_SLICES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: slices},),
+                                    opset_version=OPSET, input_names=["volume"], output_names=["logit", "cam"],
+                                    verbose=False)
+    program.save(str(path))
+
+
+def check_parity(net: MRNet, path: Path, seed: int = 0) -> float:
+    """Largest |torch - ORT| over logit and CAM at S in {1, 17, 61}; raises when out of tolerance."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model = VolumeModel(net).eval()
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for slices in PARITY_SLICES:
+        volume = rng.integers(0, 256, (slices, SLICE_SIZE, SLICE_SIZE), dtype=np.uint8)
+        with torch.no_grad():
+            expected = [t.numpy() for t in model(torch.from_numpy(volume))]
+        got = session.run(["logit", "cam"], {"volume": volume})
+        for name, e, g in zip(("logit", "cam"), expected, got):
+            if e.shape != g.shape or not np.allclose(g, e, rtol=PARITY_RTOL, atol=PARITY_ATOL):
+                raise ExportError("PARITY_FAILED", f"ONNX {name} differs from torch at S={slices} "
+                                  f"(max |diff| {np.abs(g - e).max():.3g})", path)
+            worst = max(worst, float(np.abs(g - e).max()))
+    return worst
+
+
+def set_metadata(path: Path, metadata: dict[str, str]) -> None:
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "mrnet-toolkit"
+    model.producer_version = version("mrnet-toolkit")
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def _semver_from_run(run: dict) -> str:
+    """Bundles start at 1.0.0; the build metadata carry the run's configuration hash."""
+    return f"1.0.0+{run['config_hash']}"
+
+
+def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], None] | None = None) -> Path:
+    """Export the nine models of a run (its selected epochs) into a new bundle folder `out`."""
+    run_dir, out = Path(run_dir), Path(out)
+    run = read_run(run_dir)
+    config = run["config"]
+    planes, tasks = tuple(config["planes"]), tuple(config["tasks"])
+    if out.exists() and any(out.iterdir()):
+        raise InputError("OUTPUT_NOT_EMPTY", "bundle folder exists and is not empty; choose a new one", out)
+    for plane in planes:
+        for task in tasks:
+            if not (model_dir(run_dir, model_key(plane, task)) / "done.json").exists():
+                raise InputError("RUN_INCOMPLETE", f"model {model_key(plane, task)} has not finished training",
+                                 run_dir)
+    fusion, fusion_report = fit_fusion(run_dir, planes, tasks)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # same file system: rename
+    try:
+        entries = {}
+        for plane in planes:
+            for task in tasks:
+                key = model_key(plane, task)
+                best = load_torch(model_dir(run_dir, key) / "best.pt")
+                summary = best["summary"]
+                net = MRNet(best["backbone"])
+                net.load_state_dict(best["model"])
+                net.eval()
+                path = staging / f"{key}.onnx"
+                export_onnx(net, path)
+                worst = check_parity(net, path)
+                set_metadata(path, {
+                    "plane": plane, "task": task, "model": key, "backbone": best["backbone"],
+                    "training": summary["mode"], "eps": repr(summary["eps"]),
+                    "retrain_pct": repr(summary["retrain_pct"]), "protocol": str(summary["protocol"]),
+                    "clamp": summary["clamp"], "preprocessing": PREPROCESSING_VERSION,
+                    "toolkit_version": version("mrnet-toolkit"), "data_fingerprint": run["data_fingerprint"],
+                    "synthetic_data": str(run["synthetic_data"]).lower(),
+                    "selected_epoch": str(summary["selected_epoch"]), "select_on": summary["select_on"],
+                    "metrics_tune": json.dumps(summary["tune"]), "metrics_valid": json.dumps(summary["valid"]),
+                    "notice": NOT_FOR_CLINICAL_USE})
+                entries[key] = {"file": path.name, "sha256": sha256_file(path), "plane": plane, "task": task,
+                                "precision": "fp32", "backbone": best["backbone"], "parity_max_abs_diff": worst,
+                                "metrics": {"tune": summary["tune"], "valid": summary["valid"],
+                                            "valid_auc_ci95": summary["valid_auc_ci95"]}}
+                if on_model:
+                    on_model(key)
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "bundle_version": _semver_from_run(run),
+            "created": created,
+            "toolkit_version": version("mrnet-toolkit"),
+            "notice": NOT_FOR_CLINICAL_USE,
+            "intended_use": INTENDED_USE,
+            "preprocessing": PREPROCESSING_VERSION,
+            "input": {"name": "volume", "dtype": "uint8", "shape": ["slices", SLICE_SIZE, SLICE_SIZE],
+                      "slices": [1, MAX_EXPORT_SLICES]},
+            "outputs": {"logit": [1], "cam": ["slices", 7, 7]},
+            "provenance": {
+                "dataset": "synthetic knee phantom (MRNet-v1.0 layout)" if run["synthetic_data"] else "MRNet-v1.0",
+                "data_fingerprint": run["data_fingerprint"], "synthetic": run["synthetic_data"],
+                "training": {"kind": run["kind"], "preset": config["preset"]["name"],
+                             "backbone": config["preset"]["backbone"], "eps": config["eps"],
+                             "retrain_pct": config["retrain_pct"], "protocol": config["protocol"],
+                             "clamp": config["clamp"], "select_on": config["select_on"], "seed": config["seed"],
+                             "config_hash": run["config_hash"]},
+                "versions": run["versions"]},
+            "models": entries,
+            "fusion": fusion,
+            "fusion_metrics": fusion_report,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        staging.chmod(0o755)  # mkdtemp makes it private
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

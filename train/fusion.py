@@ -1,0 +1,60 @@
+"""Fitting the plane fusion on the tuning split (never on augmented training predictions)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from mrnet.infer.fusion import FusionModel, all_subsets, subset_key
+from mrnet.infer.registry import TASKS, model_key
+
+from . import metrics
+from .loop import read_predictions
+from .experiment import model_dir
+
+
+def _logits(run_dir, plane: str, task: str, split: str) -> dict[str, float]:
+    predictions = read_predictions(model_dir(run_dir, model_key(plane, task)) / "predictions.csv")[split]
+    return dict(zip(predictions["exam_id"], predictions["logit"]))
+
+
+def _labels(run_dir, plane: str, task: str, split: str) -> dict[str, int]:
+    predictions = read_predictions(model_dir(run_dir, model_key(plane, task)) / "predictions.csv")[split]
+    return dict(zip(predictions["exam_id"], predictions["label"].astype(int)))
+
+
+def fit_fusion(run_dir, planes: tuple[str, ...], tasks: tuple[str, ...] = TASKS) -> tuple[dict, dict]:
+    """Per task and plane subset, a FusionModel fitted on tuning logits; and its valid metrics.
+
+    When the tuning split holds one class only, no regression can be fitted: the fusion is then the
+    mean of the plane logits (method 'mean-logit'), and says so.
+    """
+    fusion: dict[str, dict[str, dict]] = {}
+    report: dict[str, dict[str, dict]] = {}
+    for task in tasks:
+        fusion[task], report[task] = {}, {}
+        tune = {p: _logits(run_dir, p, task, "tune") for p in planes}
+        valid = {p: _logits(run_dir, p, task, "valid") for p in planes}
+        tune_y, valid_y = _labels(run_dir, planes[0], task, "tune"), _labels(run_dir, planes[0], task, "valid")
+        tune_ids, valid_ids = sorted(tune_y), sorted(valid_y)
+        for subset in all_subsets():
+            if not set(subset) <= set(planes):
+                continue
+            x = np.array([[tune[p][i] for p in subset] for i in tune_ids])
+            y = np.array([tune_y[i] for i in tune_ids])
+            if y.min() != y.max():
+                regression = LogisticRegression(C=1.0).fit(x, y)
+                weights, bias, method = regression.coef_[0], float(regression.intercept_[0]), "logistic-regression"
+            else:
+                weights, bias, method = np.full(len(subset), 1.0 / len(subset)), 0.0, "mean-logit"
+            model = FusionModel(planes=subset, weights=tuple(float(w) for w in weights), bias=bias, threshold=0.5,
+                                method=method)
+            tune_p = np.array([model.probability({p: tune[p][i] for p in subset}) for i in tune_ids])
+            model = FusionModel(planes=subset, weights=model.weights, bias=bias, method=method,
+                                threshold=metrics.youden_threshold(y, tune_p))
+            valid_p = np.array([model.probability({p: valid[p][i] for p in subset}) for i in valid_ids])
+            fusion[task][subset_key(subset)] = model.to_dict()
+            report[task][subset_key(subset)] = {
+                "tune_auc": metrics.auc(y, tune_p),
+                "valid": metrics.at_threshold([valid_y[i] for i in valid_ids], valid_p, model.threshold)}
+    return fusion, report

@@ -1,0 +1,131 @@
+"""The mrnet-baseline network, and the wrapper that carries its preprocessing into ONNX.
+
+Per exam plane: every slice goes through a 2D backbone (AlexNet's `.features`), each slice's
+feature map is average-pooled to one vector, the exam keeps the maximum over slices, and one
+linear unit gives the logit. No dropout, no resize, no crop: exactly mrnet-baseline.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import alexnet
+
+from mrnet.infer.registry import INTENSITY_MEAN, INTENSITY_STD
+
+BACKBONES = ("alexnet", "tiny")
+ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's IMAGENET1K_V1 file name
+
+
+def tiny_features() -> nn.Sequential:
+    """A small CNN with AlexNet's output grid (7 x 7 for a 256 x 256 slice), for demos and tests.
+
+    It averages 4 x 4 pixel blocks first (256 -> 64) and strides its first convolution, so a
+    phantom exam trains in about 15 ms on one CPU core; max pooling keeps small bright lesions
+    alive down to the same 7 x 7 grid as AlexNet, so the head and the class activation maps work
+    unchanged.
+    """
+    return nn.Sequential(
+        nn.AvgPool2d(4),  # 256 -> 64
+        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),  # 64 -> 32 -> 15
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),  # 15 -> 7
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True),
+    )
+
+
+def normalise(volume: torch.Tensor) -> torch.Tensor:
+    """(S, H, W) intensities 0..255 -> (S, 3, H, W) normalised as mrnet-baseline does."""
+    x = (volume.to(torch.float32) - INTENSITY_MEAN) / INTENSITY_STD
+    return x.unsqueeze(1).expand(-1, 3, -1, -1)
+
+
+class MRNet(nn.Module):
+    """mrnet-baseline: backbone per slice, average pool, max over slices, Linear(C, 1)."""
+
+    def __init__(self, backbone: str = "alexnet"):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}: choose from {', '.join(BACKBONES)}")
+        self.backbone_name = backbone
+        self.features = alexnet(weights=None).features if backbone == "alexnet" else tiny_features()
+        channels = 256 if backbone == "alexnet" else 32
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: normalised (S, 3, H, W) -> the exam logit, shape (1,)."""
+        return self.head(self.features(x))
+
+    def volume_features(self, volume: torch.Tensor) -> torch.Tensor:
+        """Feature maps (S, C, h, w) of a (S, H, W) volume in 0..255, preprocessing included.
+
+        Equal to `features(normalise(volume))`. The tiny backbone starts with a 4 x 4 average,
+        which commutes with the normalisation and the channel copies, so it averages the one-channel
+        volume first: the same numbers for a twelfth of the memory traffic.
+        """
+        if self.backbone_name == "tiny":
+            pooled = self.features[0](volume.to(torch.float32).unsqueeze(1)).squeeze(1)
+            return self.features[1:](normalise(pooled).contiguous(memory_format=torch.channels_last))
+        return self.features(normalise(volume).contiguous(memory_format=torch.channels_last))
+
+    def head(self, maps: torch.Tensor) -> torch.Tensor:
+        """(S, C, h, w) feature maps -> the exam logit: average per slice, max over slices, linear."""
+        return self.classifier(self.pool(maps).flatten(1).max(dim=0).values)
+
+    def forward_volume(self, volume: torch.Tensor) -> torch.Tensor:
+        """The exam logit of a (S, H, W) volume in 0..255 (clean training and evaluation)."""
+        return self.head(self.volume_features(volume))
+
+    def forward_volume_with_cam(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logit and the class activation map (S, h, w): the head's weights on each feature map."""
+        maps = self.volume_features(volume)
+        cam = torch.einsum("c,schw->shw", self.classifier.weight[0], maps)
+        return self.head(maps), cam
+
+
+class VolumeModel(nn.Module):
+    """What ships in ONNX: uint8 (S, 256, 256) in, preprocessing inside, logit and CAM out."""
+
+    def __init__(self, net: MRNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.forward_volume_with_cam(volume)
+
+
+def load_pretrained(model: MRNet, pretrained: str, announce=print) -> str:
+    """Initialise the backbone. Returns what was used ("imagenet", "random" or a path).
+
+    `auto` takes torchvision's cached ImageNet AlexNet when present and otherwise says, once, that
+    training starts from random weights. `imagenet` lets torchvision download (needs network access).
+    A path loads a local file (a torchvision AlexNet state dict, or a full MRNet state dict).
+    """
+    if model.backbone_name != "alexnet" or pretrained == "none":
+        return "random"
+    if pretrained in ("auto", "imagenet"):
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
+        if pretrained == "auto" and not cached.exists():
+            announce(f"No cached ImageNet AlexNet weights at {cached}: starting from random weights.")
+            return "random"
+        from torchvision.models import AlexNet_Weights
+
+        state = AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        model.features.load_state_dict({k[len("features."):]: v for k, v in state.items()
+                                        if k.startswith("features.")})
+        return "imagenet"
+    path = Path(pretrained)
+    if not path.is_file():
+        raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state)
+    features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    if not features:
+        raise ValueError(f"--pretrained {pretrained}: holds no 'features.*' weights")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.features.load_state_dict(features)
+    return str(path)

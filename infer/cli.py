@@ -197,13 +197,14 @@ def predict(
         out = Console(highlight=False)
         _table(results, out)
         if results:
-            out.print(f"[bold]{results[0]['prediction']['notice']}[/bold]")
+            out.print(f"[bold]{results[0]['prediction']['notice']}[/bold]", soft_wrap=True)
     else:
         sys.stdout.write(text)
 
     for name, error in failures:
+        # The reader names files relative to the exam; the exam's own path makes them findable.
         for line in error.one_line().splitlines():
-            console.stderr.print(f"error: {line}" if not line.startswith(" ") else line, markup=False)
+            console.stderr.print(f"error: {name}: {line.strip()}", markup=False)
     if failures:
         raise typer.Exit(2)
 

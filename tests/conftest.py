@@ -21,3 +21,41 @@ def phantom_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("phantom")
     write_dataset(root, 24, 8, seed=7, config=PhantomConfig(slice_range=(17, 20)), workers=2)
     return root
+
+
+def train_cli(*args: str) -> None:
+    """Run `mrnet-train` in-process and fail with its output when it does not exit 0."""
+    from typer.testing import CliRunner
+
+    from mrnet.train.cli import app
+
+    result = CliRunner().invoke(app, [*args, "--quiet"] if args[0] not in ("synth", "check") else list(args))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="session")
+def tiny_run(phantom_root, tmp_path_factory) -> Path:
+    """A finished baseline run of all nine tiny models, one epoch each (a fixture, not a model)."""
+    out = tmp_path_factory.mktemp("runs") / "baseline"
+    train_cli("baseline", str(phantom_root), "--out", str(out), "--preset", "demo", "--epochs", "1")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
+    """The nine models of `tiny_run` exported to a verified ONNX bundle."""
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    train_cli("export", str(tiny_run), "--out", str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def npy_exam(phantom_root, tmp_path_factory) -> Path:
+    """One valid-split phantom exam as a folder of axial.npy, coronal.npy and sagittal.npy."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("exam") / "knee"
+    folder.mkdir()
+    for plane in ("axial", "coronal", "sagittal"):
+        shutil.copy(phantom_root / "valid" / plane / "0024.npy", folder / f"{plane}.npy")
+    return folder

@@ -170,7 +170,7 @@ def _run(spec, out_dir: Path, jobs: int, quiet: bool) -> list[dict]:
 
 
 def _spec(data: Path, preset: str, backbone, epochs, planes: str, tasks: str, seed: int, pretrained: str,
-          select_on: str, device: str, workers: int, **extra):
+          select_on: str, device: str, workers: int, lr: float | None = None, **extra):
     from mrnet.infer.errors import InputError
     from mrnet.infer.registry import parse_choices
     from mrnet.train.experiment import RunSpec
@@ -178,7 +178,7 @@ def _spec(data: Path, preset: str, backbone, epochs, planes: str, tasks: str, se
     from mrnet.train.presets import get_preset
 
     try:
-        chosen = get_preset(preset).with_overrides(backbone=backbone, epochs=epochs,
+        chosen = get_preset(preset).with_overrides(backbone=backbone, epochs=epochs, lr=lr,
                                                    adv_epochs=extra.pop("adv_epochs", None))
         if select_on not in SELECT_ON:
             raise ValueError(f"--select-on must be one of {', '.join(SELECT_ON)}")
@@ -208,10 +208,11 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 def baseline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")],
              planes: Planes = "all", tasks: Tasks = "all", preset: PresetOpt = "paper",
              backbone: BackboneOpt = None, epochs: EpochsOpt = None, seed: SeedOpt = 0,
+             lr: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
              pretrained: PretrainedOpt = "auto", select_on: SelectOpt = "tune", device: DeviceOpt = "auto",
              jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False):
     """Train the mrnet-baseline models, one per (plane, task). Re-running resumes."""
-    spec = _spec(data, preset, backbone, epochs, planes, tasks, seed, pretrained, select_on, device, workers)
+    spec = _spec(data, preset, backbone, epochs, planes, tasks, seed, pretrained, select_on, device, workers, lr)
     _run(spec, out_dir, jobs, quiet)
 
 
@@ -316,13 +317,38 @@ def _sweep_one(spec, folder, jobs):
 @app.command()
 def export(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A finished baseline or advtrain run.")],
            out_dir: Annotated[Path, typer.Option("--out", help="New bundle folder.")],
+           precision: Annotated[str, typer.Option(
+               help="fp32, or int8: also a calibrated int8 twin of each model that keeps its valid AUC "
+                    "within 0.005 (and its task's fused AUC too); the others stay fp32.")] = "fp32",
            quiet: QuietOpt = False):
     """Export a run's nine models to ONNX (preprocessing inside), fit the fusion, write the manifest."""
-    from mrnet.train.export import export_run
+    import json
 
+    from mrnet.infer.errors import InputError
+    from mrnet.train.export import PRECISIONS, export_run
+
+    if precision not in PRECISIONS:
+        raise InputError("BAD_OPTION", f"--precision must be one of {', '.join(PRECISIONS)}")
+    messages = []
     with _TrainingProgress(quiet) as ui:
-        bar = ui.bars.add_task(f"{'export':<18}", total=9, status="")
-        bundle = export_run(run_dir, out_dir, on_model=lambda key: ui.bars.update(bar, advance=1, status=key))
+        bar = ui.bars.add_task(f"{'export':<18}", total=9 * (2 if precision == "int8" else 1), status="")
+        bundle = export_run(run_dir, out_dir, precision=precision, on_message=messages.append,
+                            on_model=lambda key: ui.bars.update(bar, advance=1, status=key))
+    for message in messages:
+        out.print(f"[yellow]WARNING[/yellow] ", end="")
+        out.print(message, markup=False)
+    if precision == "int8":
+        report = json.loads((bundle / "manifest.json").read_text())["quantization"]
+        table = Table(title=f"int8 gate on valid (|AUC delta| <= {report['gate']['max_abs_auc_delta']})")
+        for column in ("model", "fp32 AUC", "int8 AUC", "delta", "shipped"):
+            table.add_column(column, justify="left" if column in ("model", "shipped") else "right")
+        rows = [(k, r, "int8" if r["passed"] else "fp32") for k, r in report["models"].items()]
+        rows += [(f"{t} (fused)", r, f"{r['int8_models']} int8") for t, r in report["fusion"].items()]
+        for name, r, shipped in rows:
+            table.add_row(name, f"{r['fp32_auc']:.4f}", f"{r['int8_auc']:.4f}", f"{r['auc_delta']:+.4f}", shipped)
+        out.print(table)
+        out.print(f"int8 models: {report['int8_models']} of {len(report['models'])} "
+                  f"(bundle precision {report['precision']})")
     out.print(f"bundle: {bundle}")
 
 

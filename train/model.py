@@ -23,16 +23,17 @@ ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's IMAGENET1K_V1
 def tiny_features() -> nn.Sequential:
     """A small CNN with AlexNet's output grid (7 x 7 for a 256 x 256 slice), for demos and tests.
 
-    It averages 4 x 4 pixel blocks first (256 -> 64) and strides its first convolution, so a
-    phantom exam trains in about 15 ms on one CPU core; max pooling keeps small bright lesions
-    alive down to the same 7 x 7 grid as AlexNet, so the head and the class activation maps work
-    unchanged.
+    It averages 4 x 4 pixel blocks first (256 -> 64), so a phantom exam trains in a few tens of
+    milliseconds on a CPU; max pooling keeps small bright lesions alive down to the same 7 x 7 grid
+    as AlexNet, so the head and the class activation maps work unchanged. Leaky ReLUs: trained from
+    scratch at the demo's learning rate, plain ReLUs sometimes all died in the first epoch and the
+    model never left a constant output (seen on phantoms).
     """
     return nn.Sequential(
         nn.AvgPool2d(4),  # 256 -> 64
-        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),  # 64 -> 32 -> 15
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),  # 15 -> 7
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(3, 16, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.MaxPool2d(3, 2),  # 64 -> 31
+        nn.Conv2d(16, 32, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.MaxPool2d(3, 2),  # 31 -> 15
+        nn.Conv2d(32, 32, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.MaxPool2d(3, 2),  # 15 -> 7
     )
 
 

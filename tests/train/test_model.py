@@ -1,0 +1,44 @@
+"""The network: mrnet-baseline's shape, the volume path equal to the normalised path, initial weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mrnet.train.model import MRNet, VolumeModel, load_pretrained, normalise
+
+
+@pytest.mark.parametrize("backbone, channels", [("alexnet", 256), ("tiny", 32)])
+def test_one_logit_per_exam_and_a_7x7_cam_per_slice(backbone, channels):
+    model = MRNet(backbone).eval()
+    volume = torch.randint(0, 256, (3, 256, 256), dtype=torch.uint8)
+    with torch.no_grad():
+        logit, cam = VolumeModel(model)(volume)
+        assert logit.shape == (1,) and cam.shape == (3, 7, 7)
+        assert model.classifier.in_features == channels
+        # The shortcut of the volume path is exact: the same numbers as normalising first.
+        assert torch.allclose(model.forward_volume(volume), model(normalise(volume)), atol=1e-5)
+        # The exam logit is the max over slices: adding a blank slice cannot lower it.
+        blank = torch.cat([volume, torch.zeros(1, 256, 256, dtype=torch.uint8)])
+        assert model.forward_volume(blank) >= model.forward_volume(volume) - 1e-6
+
+
+def test_normalisation_is_mrnet_baselines():
+    x = normalise(torch.tensor([[[0.0, 58.09, 255.0]]]))
+    assert x.shape == (1, 3, 1, 3)
+    assert torch.allclose(x[0, :, 0], torch.tensor([-58.09 / 49.73, 0.0, (255 - 58.09) / 49.73]).expand(3, 3))
+
+
+def test_pretrained_from_a_local_file_and_auto_without_a_cache(tmp_path, monkeypatch):
+    source = MRNet("alexnet")
+    path = tmp_path / "weights.pt"
+    torch.save({"model": source.state_dict()}, path)
+    target = MRNet("alexnet")
+    assert load_pretrained(target, str(path)) == str(path)
+    assert torch.equal(target.features[0].weight, source.features[0].weight)
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    said = []
+    assert load_pretrained(MRNet("alexnet"), "auto", announce=said.append) == "random"
+    assert len(said) == 1 and "random weights" in said[0]
+    assert load_pretrained(MRNet("tiny"), "auto", announce=said.append) == "random" and len(said) == 1

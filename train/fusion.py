@@ -13,14 +13,11 @@ from .loop import read_predictions
 from .experiment import model_dir
 
 
-def _logits(run_dir, plane: str, task: str, split: str) -> dict[str, float]:
+def _split(run_dir, plane: str, task: str, split: str) -> tuple[dict[str, float], dict[str, int]]:
+    """One model's logits and labels on a split, by exam id."""
     predictions = read_predictions(model_dir(run_dir, model_key(plane, task)) / "predictions.csv")[split]
-    return dict(zip(predictions["exam_id"], predictions["logit"]))
-
-
-def _labels(run_dir, plane: str, task: str, split: str) -> dict[str, int]:
-    predictions = read_predictions(model_dir(run_dir, model_key(plane, task)) / "predictions.csv")[split]
-    return dict(zip(predictions["exam_id"], predictions["label"].astype(int)))
+    return (dict(zip(predictions["exam_id"], predictions["logit"])),
+            dict(zip(predictions["exam_id"], predictions["label"].astype(int))))
 
 
 def fit_fusion(run_dir, planes: tuple[str, ...], tasks: tuple[str, ...] = TASKS) -> tuple[dict, dict]:
@@ -33,9 +30,10 @@ def fit_fusion(run_dir, planes: tuple[str, ...], tasks: tuple[str, ...] = TASKS)
     report: dict[str, dict[str, dict]] = {}
     for task in tasks:
         fusion[task], report[task] = {}, {}
-        tune = {p: _logits(run_dir, p, task, "tune") for p in planes}
-        valid = {p: _logits(run_dir, p, task, "valid") for p in planes}
-        tune_y, valid_y = _labels(run_dir, planes[0], task, "tune"), _labels(run_dir, planes[0], task, "valid")
+        tune, valid = {}, {}
+        for plane in planes:  # every plane model saw the same exams and labels
+            tune[plane], tune_y = _split(run_dir, plane, task, "tune")
+            valid[plane], valid_y = _split(run_dir, plane, task, "valid")
         tune_ids, valid_ids = sorted(tune_y), sorted(valid_y)
         for subset in all_subsets():
             if not set(subset) <= set(planes):

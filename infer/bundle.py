@@ -54,7 +54,13 @@ class Bundle:
     manifest: dict
     models: dict[str, ModelFile]  # key -> the file to run (the precision chosen at load time)
     fusion: dict[str, dict[str, FusionModel]]  # task -> subset key -> model
-    precision: str
+    precision: str  # what was asked for: fp32 or int8
+
+    @property
+    def model_precision(self) -> str:
+        """What runs: fp32, int8, or mixed (int8 asked for, some models have only fp32)."""
+        used = {m.precision for m in self.models.values()}
+        return used.pop() if len(used) == 1 else "mixed"
 
     @property
     def version(self) -> str:
@@ -83,9 +89,10 @@ def _require(condition: bool, code: str, message: str, path) -> None:
 
 
 def available_precisions(manifest: dict) -> set[str]:
-    """Precisions every model of the bundle has a file for."""
+    """fp32 always; int8 when at least one model has an int8 file (those that failed the export's
+    AUC gate have none and run in fp32: see `load_bundle`)."""
     models = manifest.get("models", {}).values()
-    return {"fp32"} | ({"int8"} if models and all("int8" in m for m in models) else set())
+    return {"fp32"} | ({"int8"} if any("int8" in m for m in models) else set())
 
 
 def read_manifest(path: str | Path | None = None) -> dict:
@@ -121,7 +128,9 @@ def load_bundle(path: str | Path | None = None, precision: str = "fp32") -> Bund
     _require(not missing, "INCOMPLETE_GRID", f"the plane x task grid lacks {', '.join(missing)}", manifest_path)
     models = {}
     for key, entry in entries.items():
-        chosen = entry if precision == "fp32" else {**entry, **entry[precision]}
+        # int8: the int8 file where the model has one, its fp32 file where it failed the AUC gate.
+        runs = precision if precision != "fp32" and precision in entry else "fp32"
+        chosen = {**entry, **entry[runs]} if runs != "fp32" else entry
         file_path = root / chosen["file"]
         _require(Path(chosen["file"]).name == chosen["file"], "MANIFEST_INVALID",
                  f"model file name {chosen['file']!r} must not contain a folder", manifest_path)
@@ -132,7 +141,8 @@ def load_bundle(path: str | Path | None = None, precision: str = "fp32") -> Bund
                  model_key(entry["plane"], entry["task"]) == key, "MANIFEST_INVALID",
                  f"entry {key} names plane {entry['plane']!r} and task {entry['task']!r}", manifest_path)
         models[key] = ModelFile(key=key, plane=entry["plane"], task=entry["task"], path=file_path,
-                                sha256=chosen["sha256"], precision=precision, metrics=entry.get("metrics", {}))
+                                sha256=chosen["sha256"], precision=runs,
+                                metrics=entry.get("metrics", {}))
     fusion = {}
     for task in TASKS:
         _require(task in manifest["fusion"], "MANIFEST_INVALID", f"no fusion for task {task}", manifest_path)

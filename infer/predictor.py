@@ -60,6 +60,7 @@ class Prediction:
     precision: str
     timings: dict[str, float]
     exam: dict = field(default_factory=dict)
+    model_precisions: dict[str, str] = field(default_factory=dict)
 
     @property
     def notice(self) -> str:
@@ -74,7 +75,8 @@ class Prediction:
             "planes": list(self.planes),
             "bundle": {"version": self.bundle_version, "manifest_sha256": self.bundle_sha256,
                        "synthetic_weights": self.synthetic_weights},
-            "runtime": {"provider": self.provider, "precision": self.precision},
+            "runtime": {"provider": self.provider, "precision": self.precision,
+                        **({"model_precisions": self.model_precisions} if self.precision == "mixed" else {})},
             "timings_s": self.timings,
             "provenance": self.exam,
         }
@@ -100,7 +102,7 @@ class Predictor:
             precision = "int8" if not want_cuda and "int8" in available_precisions(read_manifest(bundle)) else "fp32"
         self.bundle: Bundle = load_bundle(bundle, precision=precision)
         self.bundle_sha256 = self.bundle.manifest_sha256
-        self.precision = precision
+        self.precision = self.bundle.model_precision  # "mixed" when some models failed the int8 gate
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or physical_cores()
@@ -161,4 +163,5 @@ class Predictor:
                           bundle_version=self.bundle.version, bundle_sha256=self.bundle_sha256,
                           synthetic_weights=self.bundle.synthetic, provider=self.provider,
                           precision=self.precision, timings=timings,
-                          exam=exam.to_dict() if isinstance(exam, Exam) else {})
+                          exam=exam.to_dict() if isinstance(exam, Exam) else {},
+                          model_precisions={k: m.precision for k, m in self.bundle.models.items()})

@@ -2,6 +2,8 @@
 
 Every file passes `onnx.checker.check_model(full_check=True)` and a parity check against the torch
 model at S in {1, 17, 61} (rtol 1e-3, atol 1e-4) in ONNX Runtime; export fails loudly otherwise.
+With precision int8, each model also gets a calibrated int8 twin where it passes the AUC gate
+(train/quantize.py). `export_nets` makes a bundle from torch models without a run (benchmarks).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import torch
 
 from mrnet.infer.bundle import INTENDED_USE, MANIFEST, SCHEMA_VERSION, sha256_file
 from mrnet.infer.errors import InputError, MRNetError
-from mrnet.infer.registry import MAX_SLICES, NOT_FOR_CLINICAL_USE, PREPROCESSING_VERSION, SLICE_SIZE, model_key
+from mrnet.infer.fusion import FusionModel, all_subsets, subset_key
+from mrnet.infer.registry import (MAX_SLICES, NOT_FOR_CLINICAL_USE, PLANES, PREPROCESSING_VERSION, SLICE_SIZE, TASKS,
+                                  model_key)
 
 from .checkpoint import load_torch
 from .experiment import model_dir, read_run
@@ -32,6 +36,7 @@ OPSET = 18
 MAX_EXPORT_SLICES = 128
 PARITY_SLICES = (1, 17, MAX_SLICES)
 PARITY_RTOL, PARITY_ATOL = 1e-3, 1e-4
+PRECISIONS = ("fp32", "int8")
 
 
 class ExportError(MRNetError):
@@ -89,8 +94,105 @@ def _semver_from_run(run: dict) -> str:
     return f"1.0.0+{run['config_hash']}"
 
 
-def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], None] | None = None) -> Path:
-    """Export the nine models of a run (its selected epochs) into a new bundle folder `out`."""
+def export_model(net: MRNet, path: Path, metadata: dict[str, str]) -> dict:
+    """One checked ONNX file with its metadata; returns the manifest entry's file fields."""
+    net.eval()
+    export_onnx(net, path)
+    worst = check_parity(net, path)
+    set_metadata(path, {**metadata, "preprocessing": PREPROCESSING_VERSION, "notice": NOT_FOR_CLINICAL_USE})
+    return {"file": path.name, "sha256": sha256_file(path), "precision": "fp32", "parity_max_abs_diff": worst}
+
+
+def mean_logit_fusion(planes: tuple[str, ...] = PLANES, tasks: tuple[str, ...] = TASKS) -> dict:
+    """Untrained fusion for every task and plane subset: the mean of the plane logits, threshold 0.5."""
+    return {task: {subset_key(s): FusionModel(planes=s, weights=tuple(1.0 / len(s) for _ in s), bias=0.0,
+                                              threshold=0.5, method="mean-logit").to_dict()
+                   for s in all_subsets() if set(s) <= set(planes)} for task in tasks}
+
+
+def _manifest(entries: dict, fusion: dict, provenance: dict, bundle_version: str, created: str, **extra) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "bundle_version": bundle_version,
+        "created": created,
+        "toolkit_version": version("mrnet-toolkit"),
+        "notice": NOT_FOR_CLINICAL_USE,
+        "intended_use": INTENDED_USE,
+        "preprocessing": PREPROCESSING_VERSION,
+        "input": {"name": "volume", "dtype": "uint8", "shape": ["slices", SLICE_SIZE, SLICE_SIZE],
+                  "slices": [1, MAX_EXPORT_SLICES]},
+        "outputs": {"logit": [1], "cam": ["slices", 7, 7]},
+        "provenance": provenance,
+        "models": entries,
+        "fusion": fusion,
+        **extra,
+    }
+
+
+def _write_bundle(out: Path, build: Callable[[Path], dict]) -> Path:
+    """Build the bundle in a staging folder beside `out` (`build` writes the files and returns the
+    manifest), then rename it into place: a failed export leaves nothing behind."""
+    if out.exists() and any(out.iterdir()):
+        raise InputError("OUTPUT_NOT_EMPTY", "bundle folder exists and is not empty; choose a new one", out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # same file system: rename
+    try:
+        manifest = build(staging)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        staging.chmod(0o755)  # mkdtemp makes it private
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def export_nets(nets: dict[str, MRNet], out: str | Path, fusion: dict | None = None,
+                provenance: dict | None = None, bundle_version: str = "0.0.0+untrained",
+                on_model: Callable[[str], None] | None = None) -> Path:
+    """A valid bundle from nine torch models without a training run (benchmarks, tests, demos).
+
+    `nets` maps every `plane-task` key to its MRNet; the fusion defaults to the mean of the plane
+    logits. The manifest marks the bundle as untrained unless `provenance` says otherwise.
+    """
+    out = Path(out)
+    missing = [model_key(p, t) for p in PLANES for t in TASKS if model_key(p, t) not in nets]
+    if missing:
+        raise InputError("RUN_INCOMPLETE", f"no model for {', '.join(missing)}")
+    provenance = provenance or {"dataset": "none (untrained weights)", "synthetic": True, "training": None}
+
+    def build(staging: Path) -> dict:
+        entries = {}
+        for plane in PLANES:
+            for task in TASKS:
+                key = model_key(plane, task)
+                net = nets[key]
+                entries[key] = {**export_model(net, staging / f"{key}.onnx", {
+                    "plane": plane, "task": task, "model": key, "backbone": net.backbone_name,
+                    "training": "untrained", "toolkit_version": version("mrnet-toolkit")}),
+                    "plane": plane, "task": task, "backbone": net.backbone_name}
+                if on_model:
+                    on_model(key)
+        return _manifest(entries, fusion or mean_logit_fusion(), provenance, bundle_version,
+                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    return _write_bundle(out, build)
+
+
+def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], None] | None = None,
+               precision: str = "fp32", auc_gate: float | None = None,
+               on_message: Callable[[str], None] | None = None) -> Path:
+    """Export the nine models of a run (its selected epochs) into a new bundle folder `out`.
+
+    precision "int8" also writes a calibrated int8 twin of each model that passes the AUC gate
+    (see train/quantize.py); `on_message` hears which models fail it and keep fp32 only.
+    """
+    from . import quantize
+
+    if precision not in PRECISIONS:
+        raise InputError("BAD_OPTION", f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     run_dir, out = Path(run_dir), Path(out)
     run = read_run(run_dir)
     config = run["config"]
@@ -104,9 +206,8 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
                                  run_dir)
     fusion, fusion_report = fit_fusion(run_dir, planes, tasks)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # same file system: rename
-    try:
+
+    def build(staging: Path) -> dict:
         entries = {}
         for plane in planes:
             for task in tasks:
@@ -115,56 +216,40 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
                 summary = best["summary"]
                 net = MRNet(best["backbone"])
                 net.load_state_dict(best["model"])
-                net.eval()
-                path = staging / f"{key}.onnx"
-                export_onnx(net, path)
-                worst = check_parity(net, path)
-                set_metadata(path, {
+                files = export_model(net, staging / f"{key}.onnx", {
                     "plane": plane, "task": task, "model": key, "backbone": best["backbone"],
                     "training": summary["mode"], "eps": repr(summary["eps"]),
                     "retrain_pct": repr(summary["retrain_pct"]), "protocol": str(summary["protocol"]),
-                    "clamp": summary["clamp"], "preprocessing": PREPROCESSING_VERSION,
-                    "toolkit_version": version("mrnet-toolkit"), "data_fingerprint": run["data_fingerprint"],
+                    "clamp": summary["clamp"], "toolkit_version": version("mrnet-toolkit"),
+                    "data_fingerprint": run["data_fingerprint"],
                     "synthetic_data": str(run["synthetic_data"]).lower(),
                     "selected_epoch": str(summary["selected_epoch"]), "select_on": summary["select_on"],
-                    "metrics_tune": json.dumps(summary["tune"]), "metrics_valid": json.dumps(summary["valid"]),
-                    "notice": NOT_FOR_CLINICAL_USE})
-                entries[key] = {"file": path.name, "sha256": sha256_file(path), "plane": plane, "task": task,
-                                "precision": "fp32", "backbone": best["backbone"], "parity_max_abs_diff": worst,
+                    "metrics_tune": json.dumps(summary["tune"]), "metrics_valid": json.dumps(summary["valid"])})
+                entries[key] = {"file": files["file"], "sha256": files["sha256"], "plane": plane, "task": task,
+                                "precision": "fp32", "backbone": best["backbone"],
+                                "parity_max_abs_diff": files["parity_max_abs_diff"],
                                 "metrics": {"tune": summary["tune"], "valid": summary["valid"],
                                             "valid_auc_ci95": summary["valid_auc_ci95"]}}
                 if on_model:
                     on_model(key)
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "bundle_version": _semver_from_run(run),
-            "created": created,
-            "toolkit_version": version("mrnet-toolkit"),
-            "notice": NOT_FOR_CLINICAL_USE,
-            "intended_use": INTENDED_USE,
-            "preprocessing": PREPROCESSING_VERSION,
-            "input": {"name": "volume", "dtype": "uint8", "shape": ["slices", SLICE_SIZE, SLICE_SIZE],
-                      "slices": [1, MAX_EXPORT_SLICES]},
-            "outputs": {"logit": [1], "cam": ["slices", 7, 7]},
-            "provenance": {
-                "dataset": "synthetic knee phantom (MRNet-v1.0 layout)" if run["synthetic_data"] else "MRNet-v1.0",
-                "data_fingerprint": run["data_fingerprint"], "synthetic": run["synthetic_data"],
-                "training": {"kind": run["kind"], "preset": config["preset"]["name"],
-                             "backbone": config["preset"]["backbone"], "eps": config["eps"],
-                             "retrain_pct": config["retrain_pct"], "protocol": config["protocol"],
-                             "clamp": config["clamp"], "select_on": config["select_on"], "seed": config["seed"],
-                             "config_hash": run["config_hash"]},
-                "versions": run["versions"]},
-            "models": entries,
-            "fusion": fusion,
-            "fusion_metrics": fusion_report,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        staging.chmod(0o755)  # mkdtemp makes it private
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+        extra = {"fusion_metrics": fusion_report}
+        if precision == "int8":
+            report = quantize.quantize_run(staging, entries, run, fusion,
+                                           quantize.AUC_GATE if auc_gate is None else auc_gate,
+                                           on_model=(lambda key: on_model(f"{key} int8")) if on_model else None)
+            for message in report.messages:
+                if on_message:
+                    on_message(message)
+            extra["quantization"] = report.manifest
+        provenance = {
+            "dataset": "synthetic knee phantom (MRNet-v1.0 layout)" if run["synthetic_data"] else "MRNet-v1.0",
+            "data_fingerprint": run["data_fingerprint"], "synthetic": run["synthetic_data"],
+            "training": {"kind": run["kind"], "preset": config["preset"]["name"],
+                         "backbone": config["preset"]["backbone"], "eps": config["eps"],
+                         "retrain_pct": config["retrain_pct"], "protocol": config["protocol"],
+                         "clamp": config["clamp"], "select_on": config["select_on"], "seed": config["seed"],
+                         "config_hash": run["config_hash"]},
+            "versions": run["versions"]}
+        return _manifest(entries, fusion, provenance, _semver_from_run(run), created, **extra)
+
+    return _write_bundle(out, build)

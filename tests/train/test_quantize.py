@@ -96,14 +96,26 @@ def test_manifest_records_precision_calibration_and_deltas(int8_bundle, tiny_run
         assert result["passed"] == defined  # an open gate fails only an AUC that cannot be measured
         if defined:
             assert math.isclose(result["auc_delta"], result["int8_auc"] - result["fp32_auc"], abs_tol=1e-12)
+        # An open gate accepts the first ladder step: every convolution quantised.
+        assert result["quantized"] == quantize.LADDER[0][0] and 0 <= result["tune_pairs_reordered"] <= 1
+        assert result["cam_max_rel_diff"] >= 0 and result["logit_max_abs_diff"] >= 0
     assert set(record["fusion"]) == set(TASKS)
     for task, fused in record["fusion"].items():
         assert {"fp32_auc", "int8_auc", "auc_delta", "passed"} <= set(fused)
 
 
+def test_discordance_counts_reordered_pairs():
+    a = np.array([0.1, 0.2, 0.3, 0.4])
+    assert quantize.discordance(a, a + 5) == 0.0
+    assert quantize.discordance(a, a[::-1].copy()) == 1.0
+    assert quantize.discordance(a, np.array([0.2, 0.1, 0.3, 0.4])) == 1 / 6
+
+
 def test_a_model_failing_the_gate_keeps_fp32_and_the_export_says_so(tiny_bundle, tiny_run, tmp_path):
     folder, report = _quantized_copy(tiny_bundle, tiny_run, tmp_path / "closed", gate=-1.0)
     manifest = json.loads((folder / "manifest.json").read_text())
+    steps = [name for name, _ in quantize.LADDER]
+    assert all(r["quantized"] in steps for r in manifest["quantization"]["models"].values())
     assert report.int8_keys == () and manifest["quantization"]["precision"] == "fp32"
     assert not any("int8" in entry for entry in manifest["models"].values())
     assert not list(folder.glob("*.int8.onnx"))  # no file left behind that the manifest does not list

@@ -18,9 +18,29 @@ def test_one_logit_per_exam_and_a_7x7_cam_per_slice(backbone, channels):
         assert model.classifier.in_features == channels
         # The shortcut of the volume path is exact: the same numbers as normalising first.
         assert torch.allclose(model.forward_volume(volume), model(normalise(volume)), atol=1e-5)
-        # The exam logit is the max over slices: adding a blank slice cannot lower it.
+        # The exam's features are the max over slices of the per-slice averages: slice order does
+        # not matter, and an added slice can raise a feature but never lower one.
+        def exam_features(v):
+            return model.pool(model.volume_features(v)).flatten(1).max(dim=0).values
+
+        assert torch.allclose(model.forward_volume(volume.flip(0)), model.forward_volume(volume), atol=1e-6)
         blank = torch.cat([volume, torch.zeros(1, 256, 256, dtype=torch.uint8)])
-        assert model.forward_volume(blank) >= model.forward_volume(volume) - 1e-6
+        assert (exam_features(blank) >= exam_features(volume) - 1e-6).all()
+
+
+@pytest.mark.parametrize("backbone", ["alexnet", "tiny"])
+def test_the_one_channel_volume_path_trains_like_the_three_channel_one(backbone):
+    # The first convolution runs on one channel with its weights summed over the three copies:
+    # the gradients reaching the three-channel weights must be those of the faithful path.
+    torch.manual_seed(0)
+    model = MRNet(backbone)
+    volume = torch.randint(0, 256, (4, 256, 256), dtype=torch.uint8)
+    grads = []
+    for loss in (model.forward_volume(volume), model(normalise(volume))):
+        model.zero_grad()
+        loss.sum().backward()
+        grads.append(next(m for m in model.features if isinstance(m, torch.nn.Conv2d)).weight.grad.clone())
+    assert grads[0].shape[1] == 3 and torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
 def test_normalisation_is_mrnet_baselines():

@@ -258,6 +258,8 @@ def quantize_run(staging: Path, entries: dict[str, dict], run: dict, fusion: dic
                 if models[key]["passed"]:
                     models[key]["passed"] = False
                     models[key]["failed_by"] = "fused gate"
+            fused[task]["int8_models"] = 0  # what ships; the delta above is for the set that was tried
+            fused[task]["int8_models_tried"] = n_int8
 
     int8_keys = []
     for key, result in models.items():

@@ -134,6 +134,7 @@ def test_a_task_failing_the_fused_gate_keeps_fp32_for_its_models(tiny_bundle, ti
     failed = [m for m in report.messages if "fused int8 fails" in m]
     assert len(failed) == sum(_valid_has_both_classes(tiny_run, t) for t in TASKS)
     assert all(not r["passed"] for r in record["models"].values())
+    assert all(f["int8_models"] == 0 for f in record["fusion"].values())
 
 
 def test_predictor_runs_int8_on_cpu_and_reports_a_mixed_set(int8_bundle, npy_exam, tmp_path):

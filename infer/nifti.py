@@ -18,7 +18,7 @@ import numpy as np
 
 from .archive import Source
 from .exam import Exam, ExamError, Problem, SeriesInfo, plane_from_name
-from .geometry import OBLIQUE_LIMIT_DEG, Stack, plane_of_normal, to_mrnet, unit
+from .geometry import OBLIQUE_LIMIT_DEG, Stack, plane_of_normal, to_mrnet
 from .registry import MAX_SLICES, MIN_SLICES, PLANE_AXES, PLANES
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])

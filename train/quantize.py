@@ -32,7 +32,7 @@ import onnx
 from mrnet.infer.bundle import sha256_file
 from mrnet.infer.dataset import MRNetSplit, load_split
 from mrnet.infer.fusion import FusionModel, subset_key
-from mrnet.infer.registry import PLANES, model_key
+from mrnet.infer.registry import model_key
 
 from . import metrics
 
@@ -77,25 +77,34 @@ class _VolumeReader:
         return batch
 
 
+def pre_process(fp32_path: str | Path, prepared_path: str | Path) -> None:
+    """`quant_pre_process` without its symbolic shape inference: that pass cannot follow the
+    exported max-over-slices (Gather over a Range of the dynamic slice count) and stops at the
+    head's MatMul; ONNX's own shape inference and ORT's graph optimisation still run."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=True)
+
+
 def quantize_model(fp32_path: str | Path, int8_path: str | Path, volumes: Iterable[np.ndarray],
                    op_types: tuple[str, ...] = QUANTIZED_OPS, method: str = CALIBRATION_METHOD,
-                   exclude: Callable[[list], list[str]] | None = None, extra_options: dict | None = None) -> None:
+                   exclude: Callable[[list], list[str]] | None = None, extra_options: dict | None = None,
+                   prepared: str | Path | None = None) -> None:
     """Static QDQ quantisation of one exported model, per channel, calibrated on `volumes`.
 
-    `quant_pre_process` runs first without its symbolic shape inference: that pass cannot follow
-    the exported max-over-slices (Gather over a Range of the dynamic slice count) and stops at
-    the head's MatMul; ONNX's own shape inference and ORT's graph optimisation still run.
+    `pre_process` runs first, into a temporary file, unless `prepared` is its output already
+    (for quantising one model several ways without preparing it each time).
     """
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(_VolumeReader, CalibrationDataReader):
         pass
 
     with tempfile.TemporaryDirectory(prefix="mrnet-quant-") as scratch:
-        prepared = Path(scratch) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        if prepared is None:
+            prepared = Path(scratch) / "prepared.onnx"
+            pre_process(fp32_path, prepared)
         # MinMax reduces each tensor to its min and max inside the calibration graph, so memory
         # stays small over any number of exams (and CalibMaxIntermediateOutputs is not needed:
         # in ORT 1.31 it drops the collected batches instead of merging them).
@@ -178,11 +187,15 @@ def _climb_ladder(fp32_path: Path, int8_path: Path, tune: MRNetSplit, plane: str
     pairs, is steadier than the AUC of a small tuning split. The valid split is not looked at here:
     it is kept for the gate. Returns the step's name and its tuning-split discordance."""
     reference = split_logits(fp32_path, tune, plane)
-    for k, (name, exclude) in enumerate(LADDER):
-        quantize_model(fp32_path, int8_path, (tune.volume(i, plane) for i in tune.ids), exclude=exclude)
-        swapped = discordance(reference, split_logits(int8_path, tune, plane))
-        if swapped <= max(gate, 0.0) or k == len(LADDER) - 1:
-            return name, swapped
+    with tempfile.TemporaryDirectory(prefix="mrnet-quant-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        pre_process(fp32_path, prepared)  # once for every step
+        for k, (name, exclude) in enumerate(LADDER):
+            quantize_model(fp32_path, int8_path, (tune.volume(i, plane) for i in tune.ids), exclude=exclude,
+                           prepared=prepared)
+            swapped = discordance(reference, split_logits(int8_path, tune, plane))
+            if swapped <= max(gate, 0.0) or k == len(LADDER) - 1:
+                return name, swapped
     raise AssertionError("unreachable")
 
 
@@ -217,7 +230,7 @@ def quantize_run(staging: Path, entries: dict[str, dict], run: dict, fusion: dic
             fp32_path = staging / entries[key]["file"]
             int8_path = staging / f"{key}.int8.onnx"
             level, tune_swaps = _climb_ladder(fp32_path, int8_path, tune, plane, gate)
-            _carry_metadata(fp32_path, int8_path, fingerprint)
+            carry_metadata(fp32_path, int8_path, fingerprint)
             labels = valid.labels[task]
             cams: dict[str, list] = {"fp32": [], "int8": []}
             logits["fp32"][key] = split_logits(fp32_path, valid, plane, cams["fp32"])
@@ -290,7 +303,7 @@ def quantize_run(staging: Path, entries: dict[str, dict], run: dict, fusion: dic
     return QuantizeReport(manifest=manifest, int8_keys=tuple(int8_keys), messages=messages)
 
 
-def _carry_metadata(fp32_path: Path, int8_path: Path, fingerprint: str) -> None:
+def carry_metadata(fp32_path: Path, int8_path: Path, fingerprint: str) -> None:
     """The fp32 model's metadata (plane, task, preprocessing...), plus the precision and calibration."""
     from .export import set_metadata
 

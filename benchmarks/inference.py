@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -33,31 +32,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import load_average, log, machine, print_table
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _machine() -> str:
-    import psutil
-
-    cpu = "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
-    isa = "+".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f" {f}" in flags)
-    return (f"{cpu} ({isa}), {psutil.cpu_count(logical=False)} physical cores, "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.system()} {platform.release()}")
-
-
-def _load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _exam(seed: int, slices: int) -> dict[str, np.ndarray]:
@@ -80,30 +58,29 @@ def _nets(seed: int = 0):
 def _build_bundle(workdir: Path, nets, slices: int, calibration_exams: int) -> Path:
     """fp32 bundle from the nets, plus an int8 file per model (ungated) listed in the manifest."""
     from mrnet.infer.bundle import MANIFEST, sha256_file
-    from mrnet.train.export import export_nets, set_metadata
-    from mrnet.train.quantize import quantize_model
+    from mrnet.train.export import export_nets
+    from mrnet.train.quantize import carry_metadata, quantize_model
 
     bundle = workdir / "bundle"
     if (bundle / MANIFEST).exists():
-        _log(f"reusing {bundle}")
+        log(f"reusing {bundle}")
         return bundle
     started = time.perf_counter()
-    export_nets(nets, bundle, on_model=lambda key: _log(f"exported {key}"))
-    _log(f"fp32 bundle in {time.perf_counter() - started:.0f} s")
+    export_nets(nets, bundle, on_model=lambda key: log(f"exported {key}"))
+    log(f"fp32 bundle in {time.perf_counter() - started:.0f} s")
     manifest = json.loads((bundle / MANIFEST).read_text())
     calibration = [_exam(1000 + k, slices) for k in range(calibration_exams)]
     started = time.perf_counter()
     for key, entry in manifest["models"].items():
         int8 = bundle / f"{key}.int8.onnx"
         quantize_model(bundle / entry["file"], int8, (exam[entry["plane"]] for exam in calibration))
-        set_metadata(int8, {"plane": entry["plane"], "task": entry["task"],
-                            "preprocessing": manifest["preprocessing"], "precision": "int8"})
+        carry_metadata(bundle / entry["file"], int8, fingerprint="none (benchmark: phantom seeds 1000+)")
         entry["int8"] = {"file": int8.name, "sha256": sha256_file(int8), "precision": "int8"}
-        _log(f"quantised {key}")
+        log(f"quantised {key}")
     manifest["quantization"] = {"precision": "int8", "gate": None,
                                 "calibration": {"exams": calibration_exams, "source": "phantom seeds 1000+"}}
     (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    _log(f"int8 files in {time.perf_counter() - started:.0f} s")
+    log(f"int8 files in {time.perf_counter() - started:.0f} s")
     return bundle
 
 
@@ -113,11 +90,12 @@ def _flops_per_slice() -> tuple[float, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mrnet.train.model import MRNet
+    from mrnet.train.model import MRNet, VolumeModel
 
     net = MRNet("alexnet").eval()
+    exported = VolumeModel(net)  # what export_onnx traces
     counts = []
-    for run in (lambda: net(torch.zeros(1, 3, 256, 256)), lambda: net.forward_volume(torch.zeros(1, 256, 256))):
+    for run in (lambda: net(torch.zeros(1, 3, 256, 256)), lambda: exported(torch.zeros(1, 256, 256))):
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             run()
         counts.append(float(counter.get_total_flops()))
@@ -282,18 +260,8 @@ def _interleaved(variants: dict, volumes, runs: int) -> dict[str, list[float]]:
             started = time.perf_counter()
             fn(volumes)
             times[name].append(time.perf_counter() - started)
-        _log(f"run {r + 1}/{runs}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()))
+        log(f"run {r + 1}/{runs}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()))
     return times
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-    print(f"\n{title}")
-    line = "  ".join(h.ljust(w) if k == 0 else h.rjust(w) for k, (h, w) in enumerate(zip(header, widths)))
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        print("  ".join(str(c).ljust(w) if k == 0 else str(c).rjust(w) for k, (c, w) in enumerate(zip(row, widths))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,8 +393,8 @@ def main(argv=None) -> None:
     scratch = tempfile.TemporaryDirectory(prefix="mrnet-bench-") if args.workdir is None else None
     workdir = args.workdir or Path(scratch.name)
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {_machine()}")
-    print(f"load average at start: {_load()}; threads: {threads}; onnxruntime {ort.__version__} "
+    print(f"machine: {machine()}")
+    print(f"load average at start: {load_average()}; threads: {threads}; onnxruntime {ort.__version__} "
           f"{ort.get_available_providers()}; python {platform.python_version()}")
 
     nets = _nets()
@@ -437,9 +405,9 @@ def main(argv=None) -> None:
     variants = _torch_variants(nets, threads)
     ort_main, ort_extra = _ort_variants(bundle, threads, workdir)
     variants.update(ort_main)
-    _log("timing the models")
+    log("timing the models")
     times = _interleaved(variants, volumes, runs)
-    load_models = _load()
+    load_models = load_average()
     base = statistics.median(times["torch eager (NCHW)"])
     rows = []
     for name, values in times.items():
@@ -447,7 +415,7 @@ def main(argv=None) -> None:
         flops = baseline_flops if name.startswith("torch") else volume_flops
         rows.append([name, f"{median:.2f}", f"{min(values):.2f}", f"{max(values):.2f}", f"{base / median:.2f}x",
                      f"{flops / median / 1e9:.1f}"])
-    _table(f"1. One exam, models only: 3 planes x {args.slices} slices x 3 tasks, AlexNet, {threads} threads, "
+    print_table(f"1. One exam, models only: 3 planes x {args.slices} slices x 3 tasks, AlexNet, {threads} threads, "
            f"{runs} interleaved runs; FLOPs per exam (FlopCounterMode): {baseline_flops / 1e9:.0f} G in "
            f"mrnet-baseline style, {volume_flops / 1e9:.0f} G on the exported volume path (first convolution "
            f"on one channel); GFLOP/s of each variant's own count; load average {load_models}",
@@ -474,7 +442,7 @@ def main(argv=None) -> None:
                         cam_scale = max(cam_scale, float(np.abs(cams32[plane][task]).max()))
     a, b = np.asarray(logits["fp32"]), np.asarray(logits["int8"])
     correlations = [np.corrcoef(a[:, k], b[:, k])[0, 1] for k in range(a.shape[1])]
-    _table(f"2. int8 vs fp32 agreement, {len(checks)} phantom exams x 9 models (random AlexNet weights)",
+    print_table(f"2. int8 vs fp32 agreement, {len(checks)} phantom exams x 9 models (random AlexNet weights)",
            ["measure", "value"],
            [["logit correlation per model, min / median", f"{min(correlations):.4f} / {np.median(correlations):.4f}"],
             ["logit max |int8 - fp32|", f"{np.abs(a - b).max():.4g}"],
@@ -482,7 +450,7 @@ def main(argv=None) -> None:
             ["exam pairs reordered (all models)", f"{np.mean([discordance(a[:, k], b[:, k]) for k in range(a.shape[1])]):.3f}"],
             ["CAM max |int8 - fp32| / max |CAM|", f"{cam_diff / max(cam_scale, 1e-12):.4f}"]])
 
-    _log("timing session variants")
+    log("timing session variants")
     extra = {"ORT int8 (Predictor)": ort_main["ORT int8 (Predictor)"], **ort_extra}
     times = _interleaved(extra, volumes, runs)
     base = statistics.median(times["ORT int8 (Predictor)"])
@@ -490,12 +458,12 @@ def main(argv=None) -> None:
             for name, v in times.items()]
     del variants, ort_main, ort_extra, extra, fp32, int8
     if not args.quick:
-        _log("timing thread pools (a process each)")
+        log("timing thread pools (a process each)")
         pools = _pools(bundle, volumes, workdir, runs, threads)
         base = statistics.median(pools["per-session"])
         rows += [[f"ORT int8, {name} threads (own process)", f"{statistics.median(v):.2f}", f"{min(v):.2f}",
                   f"{base / statistics.median(v):.2f}x vs per-session"] for name, v in pools.items()]
-    _table(f"3. ONNX Runtime session variants (int8), {runs} interleaved runs; load average {_load()}",
+    print_table(f"3. ONNX Runtime session variants (int8), {runs} interleaved runs; load average {load_average()}",
            ["variant", "median s", "min s", "vs Predictor"], rows)
 
     if not args.skip_end_to_end:
@@ -505,12 +473,12 @@ def main(argv=None) -> None:
         if not study.exists():
             write_study(volumes, study, Study(seed=7))
         read_s = _read_time(study, repeats)
-        _log("end to end")
+        log("end to end")
         rows = _end_to_end(bundle, study, repeats, batch)
-        _table(f"4. End to end on a DICOM study (3 series x {args.slices} slices), median of {repeats}; "
-               f"read_exam alone {read_s:.2f} s; load average {_load()}",
+        print_table(f"4. End to end on a DICOM study (3 series x {args.slices} slices), median of {repeats}; "
+               f"read_exam alone {read_s:.2f} s; load average {load_average()}",
                ["what", "wall s", "start-up s", "read s", "models s", "exam s", "exam/models", "peak RSS MiB"], rows)
-    print(f"\nload average at end: {_load()}")
+    print(f"\nload average at end: {load_average()}")
     if scratch is not None:
         scratch.cleanup()
 

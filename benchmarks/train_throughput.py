@@ -17,32 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import load_average, log, machine, print_table
 
 LOADER_TARGET = 5.0
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def _machine() -> str:
-    import psutil
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    return f"{cpu}, {psutil.cpu_count(logical=False)} physical cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
 
 
 def main(argv=None) -> None:
@@ -68,7 +51,7 @@ def main(argv=None) -> None:
 
     paper = get_preset("paper")
     threads = torch.get_num_threads()
-    print(f"machine: {_machine()}; torch {torch.__version__}, {threads} threads; load average at start: {_load()}")
+    print(f"machine: {machine()}; torch {torch.__version__}, {threads} threads; load average at start: {load_average()}")
 
     scratch = tempfile.TemporaryDirectory(prefix="mrnet-train-bench-")
     root = Path(scratch.name)
@@ -125,14 +108,10 @@ def main(argv=None) -> None:
         started = time.perf_counter()
         exams = loader_pass()
         times["loader pass"].append((time.perf_counter() - started) / exams)
-        _log(f"round {r + 1}/{runs}: " + ", ".join(f"{n} {t[-1]:.3f}s" for n, t in times.items()))
+        log(f"round {r + 1}/{runs}: " + ", ".join(f"{n} {t[-1]:.3f}s" for n, t in times.items()))
 
     median = {name: statistics.median(v) for name, v in times.items()}
     rate = {name: args.slices / t for name, t in median.items()}
-    print(f"\nTraining throughput, S = {args.slices} slices per exam (one exam per step), {runs} interleaved "
-          f"rounds, loader: {args.workers} workers, augmentation {'on' if paper.augment else 'off'} (paper "
-          f"preset), {args.exams} phantom exams per pass; load average {_load()}")
-    header = ["what", "median s/exam", "slices/s", "vs clean step"]
     rows = []
     for backbone in ("alexnet", "tiny"):
         clean = median[f"{backbone} clean step"]
@@ -140,12 +119,10 @@ def main(argv=None) -> None:
             name = f"{backbone} {kind}"
             rows.append([name, f"{median[name]:.3f}", f"{rate[name]:.1f}", f"{median[name] / clean:.2f}x"])
     rows.append(["loader (read + augment)", f"{median['loader pass']:.4f}", f"{rate['loader pass']:.0f}", ""])
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-    line = "  ".join(h.ljust(w) if k == 0 else h.rjust(w) for k, (h, w) in enumerate(zip(header, widths)))
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        print("  ".join(str(c).ljust(w) if k == 0 else str(c).rjust(w) for k, (c, w) in enumerate(zip(row, widths))))
+    print_table(f"Training throughput, S = {args.slices} slices per exam (one exam per step), {runs} interleaved "
+                f"rounds, loader: {args.workers} workers, augmentation {'on' if paper.augment else 'off'} (paper "
+                f"preset), {args.exams} phantom exams per pass; load average {load_average()}",
+                ["what", "median s/exam", "slices/s", "vs clean step"], rows)
     print()
     for backbone in ("alexnet", "tiny"):
         overhead = median[f"{backbone} FGSM step"] / median[f"{backbone} clean step"]

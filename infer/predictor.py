@@ -103,6 +103,7 @@ class Predictor:
         self.bundle: Bundle = load_bundle(bundle, precision=precision)
         self.bundle_sha256 = self.bundle.manifest_sha256
         self.precision = self.bundle.model_precision  # "mixed" when some models failed the int8 gate
+        self.model_precisions = {key: model.precision for key, model in self.bundle.models.items()}
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or physical_cores()
@@ -168,4 +169,4 @@ class Predictor:
                           synthetic_weights=self.bundle.synthetic, provider=self.provider,
                           precision=self.precision, timings=timings,
                           exam=exam.to_dict() if isinstance(exam, Exam) else {},
-                          model_precisions={k: m.precision for k, m in self.bundle.models.items()})
+                          model_precisions=self.model_precisions)

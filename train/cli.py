@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mrnet.infer import console
@@ -335,8 +336,7 @@ def export(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A finish
         bundle = export_run(run_dir, out_dir, precision=precision, on_message=messages.append,
                             on_model=lambda key: ui.bars.update(bar, advance=1, status=key))
     for message in messages:
-        out.print(f"[yellow]WARNING[/yellow] ", end="")
-        out.print(message, markup=False)
+        out.print(f"[yellow]WARNING[/yellow] {escape(message)}")
     if precision == "int8":
         report = json.loads((bundle / "manifest.json").read_text())["quantization"]
         table = Table(title=f"int8 gate on valid (|AUC delta| <= {report['gate']['max_abs_auc_delta']})")

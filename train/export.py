@@ -225,9 +225,7 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
                     "synthetic_data": str(run["synthetic_data"]).lower(),
                     "selected_epoch": str(summary["selected_epoch"]), "select_on": summary["select_on"],
                     "metrics_tune": json.dumps(summary["tune"]), "metrics_valid": json.dumps(summary["valid"])})
-                entries[key] = {"file": files["file"], "sha256": files["sha256"], "plane": plane, "task": task,
-                                "precision": "fp32", "backbone": best["backbone"],
-                                "parity_max_abs_diff": files["parity_max_abs_diff"],
+                entries[key] = {**files, "plane": plane, "task": task, "backbone": best["backbone"],
                                 "metrics": {"tune": summary["tune"], "valid": summary["valid"],
                                             "valid_auc_ci95": summary["valid_auc_ci95"]}}
                 if on_model:

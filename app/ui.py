@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import html
 import logging
+import os
+import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +80,34 @@ def launch_options(limits: Limits = Limits(), host: str = "127.0.0.1", port: int
             "show_error": False,  # a bug's message stays on the server; typed errors are shown anyway
             "run_history": False,  # no copies of inputs or results in the browser's storage
             "enable_monitoring": False, "footer_links": ["api"], "ssr_mode": False, "quiet": True}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving(predictor: Predictor, upload_folder: str | Path, limits: Limits = Limits(),
+            examples: list[Example] | tuple = (), host: str = "127.0.0.1", port: int | None = None):
+    """The demo served from this process in the background (tests, benchmarks, the screenshot),
+    on `port` or a free one, with Gradio's upload folder at `upload_folder`; closed on exit, and
+    GRADIO_TEMP_DIR as it was before."""
+    previous = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(upload_folder)  # read when the page is built
+    demo = None
+    try:
+        demo = build_demo(predictor, examples, limits)
+        demo.launch(prevent_thread_lock=True, **launch_options(limits, host, port or free_port(host)))
+        yield demo
+    finally:
+        if demo is not None:
+            demo.close()
+        if previous is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = previous
 
 
 def _error(lines: list[str]) -> gr.Error:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -24,12 +23,6 @@ from pathlib import Path
 import numpy as np
 
 GRACE_S = 1.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _write_exams(folder: Path, count: int, same: bool) -> list[list[Path]]:
@@ -71,20 +64,17 @@ def _burst(url: str, exams: list[list[Path]]) -> tuple[list[float], int]:
 
 def main(bursts: list[int], concurrency: int, same: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="mrnet-app-load-") as scratch:
-        uploads = Path(scratch) / "gradio"
-        os.environ["GRADIO_TEMP_DIR"] = str(uploads)  # before the app builds anything
-        from mrnet.app.ui import Limits, build_demo, launch_options
+        from mrnet.app.ui import Limits, serving
         from mrnet.infer.predictor import Predictor
 
+        uploads = Path(scratch) / "gradio"
         exams = _write_exams(Path(scratch), max(bursts), same)
         limits = Limits(concurrency=concurrency, upload_grace_s=GRACE_S)
         predictor = Predictor()
-        demo = build_demo(predictor, (), limits)
-        demo.launch(prevent_thread_lock=True, **launch_options(limits, port=_free_port()))
-        print(f"{predictor.provider}, {predictor.precision}, {os.cpu_count()} CPUs, concurrency {concurrency}, "
-              f"{'one exam for all' if same else 'one exam per client'}")
-        print(f"{'clients':>7} {'failed':>6} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'exams/s':>8} {'left':>5}")
-        try:
+        with serving(predictor, uploads, limits) as demo:
+            print(f"{predictor.provider}, {predictor.precision}, {os.cpu_count()} CPUs, concurrency {concurrency}, "
+                  f"{'one exam for all' if same else 'one exam per client'}")
+            print(f"{'clients':>7} {'failed':>6} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'exams/s':>8} {'left':>5}")
             for count in bursts:
                 started = time.perf_counter()
                 latencies, failed = _burst(demo.local_url, exams[:count])
@@ -94,8 +84,6 @@ def main(bursts: list[int], concurrency: int, same: bool) -> None:
                 p50, p95 = np.percentile(latencies, [50, 95])
                 print(f"{count:>7} {failed:>6} {p50:>7.2f} {p95:>7.2f} {max(latencies):>7.2f} "
                       f"{count / wall:>8.2f} {left:>5}")
-        finally:
-            demo.close()
 
 
 if __name__ == "__main__":

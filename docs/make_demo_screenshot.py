@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -23,28 +21,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def main(out: Path) -> str:
     from PIL import Image
     from playwright.sync_api import expect, sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="mrnet-screenshot-") as scratch:
-        os.environ["GRADIO_TEMP_DIR"] = str(Path(scratch) / "gradio")  # before the app builds anything
         from mrnet.app.examples import write_examples
-        from mrnet.app.ui import Limits, build_demo, launch_options
+        from mrnet.app.ui import Limits, serving
         from mrnet.infer.predictor import Predictor
         from mrnet.infer.registry import TASK_TITLES
 
         examples = write_examples(Path(scratch) / "examples")
         dicom_zip = next(f for e in examples for f in e.files if f.suffix == ".zip")
-        demo = build_demo(Predictor(), examples, Limits())
-        demo.launch(prevent_thread_lock=True, **launch_options(port=_free_port()))
-        try:
+        with serving(Predictor(), Path(scratch) / "gradio", Limits(), examples) as demo:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -58,8 +47,6 @@ def main(out: Path) -> str:
                 page.wait_for_timeout(500)  # let the last images paint
                 png = page.screenshot(full_page=True)
                 browser.close()
-        finally:
-            demo.close()
 
     image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
     out.parent.mkdir(parents=True, exist_ok=True)

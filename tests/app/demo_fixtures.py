@@ -1,4 +1,5 @@
-"""Fixtures of the web demo's tests: one Predictor, a phantom exam on disk, the demo on a free port.
+"""Fixtures of the web demo's tests: one Predictor, a phantom exam on disk (the server itself is
+`mrnet.app.ui.serving`).
 
 Imported by the test modules rather than kept in a conftest.py: the suite's other test folders do
 `from conftest import ...`, and a second conftest module would take that name from them.
@@ -6,9 +7,6 @@ Imported by the test modules rather than kept in a conftest.py: the suite's othe
 
 from __future__ import annotations
 
-import os
-import socket
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,32 +40,3 @@ def phantom_files(tmp_path_factory) -> list[Path]:
 def files_under(folder: Path) -> list[Path]:
     """Every file (not folder) below `folder`."""
     return sorted(p for p in folder.rglob("*") if p.is_file())
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def running_demo(predictor, upload_folder: Path, limits=None, examples=()):
-    """The demo served on a free port, Gradio's upload folder at `upload_folder`; closed on exit."""
-    from mrnet.app.ui import Limits, build_demo, launch_options
-
-    limits = limits or Limits()
-    previous = os.environ.get("GRADIO_TEMP_DIR")
-    os.environ["GRADIO_TEMP_DIR"] = str(upload_folder)
-    demo = None
-    try:
-        demo = build_demo(predictor, examples, limits)
-        options = launch_options(limits, port=_free_port())
-        demo.launch(prevent_thread_lock=True, **options)
-        yield demo
-    finally:
-        if demo is not None:
-            demo.close()
-        if previous is None:
-            os.environ.pop("GRADIO_TEMP_DIR", None)
-        else:
-            os.environ["GRADIO_TEMP_DIR"] = previous

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from demo_fixtures import files_under, phantom_files, predictor, running_demo  # noqa: F401 (fixtures)
+from demo_fixtures import files_under, phantom_files, predictor  # noqa: F401 (fixtures)
 
 from mrnet.app.handlers import DEMO_BANNER
-from mrnet.app.ui import Limits
+from mrnet.app.ui import Limits, serving
 from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, TASK_TITLES
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -22,7 +22,7 @@ def test_upload_predict_and_look_at_the_slices(predictor, phantom_files, tmp_pat
     from playwright.sync_api import expect, sync_playwright
 
     uploads = tmp_path / "gradio-uploads"
-    with running_demo(predictor, uploads, Limits(upload_grace_s=0)) as demo, sync_playwright() as p:
+    with serving(predictor, uploads, Limits(upload_grace_s=0)) as demo, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})

@@ -7,10 +7,10 @@ import time
 
 import numpy as np
 import pytest
-from demo_fixtures import files_under, phantom_files, predictor, running_demo  # noqa: F401 (fixtures)
+from demo_fixtures import files_under, phantom_files, predictor  # noqa: F401 (fixtures)
 from gradio_client import Client, handle_file
 
-from mrnet.app.ui import Limits
+from mrnet.app.ui import Limits, serving
 
 CLIENTS = 8
 
@@ -20,7 +20,7 @@ def test_eight_clients_at_once_are_all_answered_and_leave_no_upload(predictor, p
     uploads = tmp_path / "gradio-uploads"
     # A short grace period, so that the test sees the folder emptied; the default is 30 s.
     limits = Limits(upload_grace_s=1.0)
-    with running_demo(predictor, uploads, limits) as demo:
+    with serving(predictor, uploads, limits) as demo:
         clients = [Client(demo.local_url, verbose=False) for _ in range(CLIENTS)]
         start = threading.Barrier(CLIENTS)
         latencies, answers, failures = [None] * CLIENTS, [None] * CLIENTS, []

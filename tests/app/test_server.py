@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 from conftest import SHARED_DICOM
-from demo_fixtures import files_under, phantom_files, predictor, running_demo  # noqa: F401 (fixtures)
+from demo_fixtures import files_under, phantom_files, predictor  # noqa: F401 (fixtures)
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from mrnet.app.ui import Limits
+from mrnet.app.ui import Limits, serving
 from mrnet.infer.registry import PLANES, TASKS
 
 
@@ -18,7 +18,7 @@ from mrnet.infer.registry import PLANES, TASKS
 def server(predictor, tmp_path_factory):
     # No grace period: each request's uploads are gone when its answer arrives, so tests can look.
     uploads = tmp_path_factory.mktemp("gradio-uploads")
-    with running_demo(predictor, uploads, Limits(upload_grace_s=0)) as demo:
+    with serving(predictor, uploads, Limits(upload_grace_s=0)) as demo:
         yield Client(demo.local_url, verbose=False), uploads
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mrnet.infer.phantom import PhantomConfig, make_exam
-from mrnet.infer.synthetic_dicom import Study, write_study
+from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
+from mrnet.infer.synthetic.scanner_files import Study, write_study
 
 EXAMPLE_SEED = 11
 EXAMPLE_LABELS = {"abnormal": 1, "acl": 1, "meniscus": 0}

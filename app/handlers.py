@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from mrnet.infer.errors import InputError, MRNetError
-from mrnet.infer.exam import SeriesInfo, read_exam
+from mrnet.infer.reading import SeriesInfo, read_exam
 from mrnet.infer.predictor import Predictor
 from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, SLICE_SIZE, TASK_TITLES, TASKS
 

@@ -26,7 +26,7 @@ GRACE_S = 1.0
 
 
 def _write_exams(folder: Path, count: int, same: bool) -> list[list[Path]]:
-    from mrnet.infer.phantom import PhantomConfig, make_exam
+    from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
 
     exams = []
     for k in range(1 if same else count):

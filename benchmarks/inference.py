@@ -39,7 +39,7 @@ BIN = Path(sys.executable).parent
 
 
 def _exam(seed: int, slices: int) -> dict[str, np.ndarray]:
-    from mrnet.infer.phantom import PhantomConfig, make_exam
+    from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
 
     volumes, _ = make_exam(seed, config=PhantomConfig(slice_range=(slices, slices)))
     return {p: np.ascontiguousarray(v[:slices]) for p, v in volumes.items()}
@@ -354,7 +354,7 @@ def _end_to_end(bundle: Path, study: Path, repeats: int, batch: int) -> list[lis
 
 
 def _read_time(study: Path, repeats: int) -> float:
-    from mrnet.infer.exam import read_exam
+    from mrnet.infer.reading import read_exam
 
     times = []
     for _ in range(repeats):
@@ -381,7 +381,7 @@ def main(argv=None) -> None:
     repeats = 2 if args.quick else 5
     batch = 2 if args.quick else 4
 
-    from mrnet.infer.predictor import physical_cores
+    from mrnet.infer.runtime import physical_cores
 
     threads = args.threads or physical_cores()
     if args.worker:
@@ -467,7 +467,7 @@ def main(argv=None) -> None:
            ["variant", "median s", "min s", "vs Predictor"], rows)
 
     if not args.skip_end_to_end:
-        from mrnet.infer.synthetic_dicom import Study, write_study
+        from mrnet.infer.synthetic.scanner_files import Study, write_study
 
         study = workdir / "study"
         if not study.exists():

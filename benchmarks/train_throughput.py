@@ -42,7 +42,8 @@ def main(argv=None) -> None:
     import torch
 
     from mrnet.infer.dataset import load_split
-    from mrnet.infer.phantom import PhantomConfig, write_dataset
+    from mrnet.infer.synthetic.dataset import write_dataset
+    from mrnet.infer.synthetic.phantom import PhantomConfig
     from mrnet.train.adversarial import fgsm
     from mrnet.train.data import EpochSampler, PlaneDataset, loader, weighted_bce
     from mrnet.train.loop import _to_input

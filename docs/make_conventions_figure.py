@@ -1,6 +1,6 @@
 """Draw docs/conventions.png: how read_exam orients every plane, on a phantom exam and a real one.
 
-Left column: the knee phantom (mrnet.infer.phantom), written as a DICOM study and read back with
+Left column: the knee phantom (mrnet.infer.synthetic.phantom), written as a DICOM study and read back with
 read_exam. Right column: the shared real knee series (GE, 8-echo oblique sagittal), read with
 read_exam. Each panel is the middle slice of a plane; the letters at its edges are the patient
 directions that registry.PLANE_AXES puts there. Run from the repository root:
@@ -20,10 +20,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from mrnet.infer import read_exam  # noqa: E402
-from mrnet.infer.geometry import direction_letter  # noqa: E402
-from mrnet.infer.phantom import PhantomConfig, make_exam  # noqa: E402
+from mrnet.infer.reading.geometry import direction_letter  # noqa: E402
+from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam  # noqa: E402
 from mrnet.infer.registry import PLANE_AXES, PLANES  # noqa: E402
-from mrnet.infer.synthetic_dicom import write_study  # noqa: E402
+from mrnet.infer.synthetic.scanner_files import write_study  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SERIES = REPO.parent / "shared" / "data" / "knee-mese-t2-dicom"

@@ -56,7 +56,7 @@ def _exam_sources(exams: list[Path], split: Optional[str], ids: Optional[str]) -
 
 
 def _read(source, series):
-    from .exam import read_exam
+    from .reading import read_exam
 
     if source[0] == "dataset":
         _, data, exam_id = source

@@ -28,7 +28,7 @@ WARNING = "warning"
 
 
 @dataclass(frozen=True)
-class Problem:
+class DatasetProblem:
     """One finding of `check_dataset`: a severity, a stable code, the file and what is wrong."""
 
     severity: str
@@ -50,17 +50,17 @@ def volume_path(root: Path, split: str, plane: str, exam_id: str) -> Path:
     return Path(root) / split / plane / f"{exam_id}.npy"
 
 
-def parse_label_csv(path: Path) -> tuple[dict[str, int], list[Problem]]:
+def parse_label_csv(path: Path) -> tuple[dict[str, int], list[DatasetProblem]]:
     """Read one label file. Returns its labels (`UNUSABLE_LABEL` where a label is not 0/1) and problems."""
     labels: dict[str, int] = {}
-    problems: list[Problem] = []
+    problems: list[DatasetProblem] = []
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        return labels, [Problem(ERROR, "MISSING_LABEL_CSV", name, "label file is missing")]
+        return labels, [DatasetProblem(ERROR, "MISSING_LABEL_CSV", name, "label file is missing")]
     except (OSError, UnicodeDecodeError) as exc:
-        return labels, [Problem(ERROR, "UNREADABLE_LABEL_CSV", name, f"cannot read: {exc}")]
+        return labels, [DatasetProblem(ERROR, "UNREADABLE_LABEL_CSV", name, f"cannot read: {exc}")]
 
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -68,29 +68,29 @@ def parse_label_csv(path: Path) -> tuple[dict[str, int], list[Problem]]:
             continue
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != 2:
-            problems.append(Problem(ERROR, "MALFORMED_LINE", name,
+            problems.append(DatasetProblem(ERROR, "MALFORMED_LINE", name,
                                     f"expected 'id,label', got {line[:40]!r}", number))
             continue
         exam_id, label = fields
         if not _ID_PATTERN.match(exam_id):
             if number == 1 and not exam_id.isdigit():
-                problems.append(Problem(ERROR, "CSV_HEADER", name,
+                problems.append(DatasetProblem(ERROR, "CSV_HEADER", name,
                                         f"MRNet label files have no header, got {line[:40]!r}", number))
             else:
-                problems.append(Problem(ERROR, "MALFORMED_LINE", name,
+                problems.append(DatasetProblem(ERROR, "MALFORMED_LINE", name,
                                         f"exam id {exam_id[:20]!r} is not 4 zero-padded digits", number))
             continue
         if exam_id in labels:
-            problems.append(Problem(ERROR, "DUPLICATE_ID", name, f"exam {exam_id} appears twice", number))
+            problems.append(DatasetProblem(ERROR, "DUPLICATE_ID", name, f"exam {exam_id} appears twice", number))
             continue
         if label not in ("0", "1"):
-            problems.append(Problem(ERROR, "LABEL_NOT_BINARY", name,
+            problems.append(DatasetProblem(ERROR, "LABEL_NOT_BINARY", name,
                                     f"label of exam {exam_id} is {label[:20]!r}, not 0 or 1", number))
             labels[exam_id] = UNUSABLE_LABEL  # the id is known; only its label is not
             continue
         labels[exam_id] = int(label)
     if not labels and not problems:
-        problems.append(Problem(ERROR, "EMPTY_LABEL_CSV", name, "label file holds no exams"))
+        problems.append(DatasetProblem(ERROR, "EMPTY_LABEL_CSV", name, "label file holds no exams"))
     return labels, problems
 
 
@@ -99,9 +99,9 @@ def _short_list(items: list[str], most: int = 8) -> str:
     return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
-def _check_labels(root: Path, split: str) -> tuple[list[str], dict[str, np.ndarray], list[Problem]]:
+def _check_labels(root: Path, split: str) -> tuple[list[str], dict[str, np.ndarray], list[DatasetProblem]]:
     """Parse the three label files of a split and cross-check them."""
-    problems: list[Problem] = []
+    problems: list[DatasetProblem] = []
     per_task: dict[str, dict[str, int]] = {}
     for task in TASKS:
         labels, found = parse_label_csv(label_csv_path(root, split, task))
@@ -121,7 +121,7 @@ def _check_labels(root: Path, split: str) -> tuple[list[str], dict[str, np.ndarr
             detail.append(f"lacks {_short_list(missing)}")
         if extra:
             detail.append(f"has extra {_short_list(extra)}")
-        problems.append(Problem(
+        problems.append(DatasetProblem(
             ERROR, "IDS_DIFFER_BETWEEN_CSVS", str(label_csv_path(root, split, task)),
             f"exam ids differ from {label_csv_path(root, split, reference_task).name}: " + "; ".join(detail)))
 
@@ -134,16 +134,16 @@ def _check_labels(root: Path, split: str) -> tuple[list[str], dict[str, np.ndarr
         for task in ("acl", "meniscus"):
             odd = [i for i, y in per_task[task].items() if y == 1 and abnormal.get(i) == 0]
             if odd:
-                problems.append(Problem(
+                problems.append(DatasetProblem(
                     WARNING, "POSITIVE_BUT_NOT_ABNORMAL", str(label_csv_path(root, split, task)),
                     f"{len(odd)} exam(s) positive here but abnormal=0: {_short_list(odd)}"))
     return ids, arrays, problems
 
 
 def _check_volumes(root: Path, split: str, ids: list[str], deep: bool
-                   ) -> tuple[dict[str, list[int]], list[Problem]]:
+                   ) -> tuple[dict[str, list[int]], list[DatasetProblem]]:
     """Check every plane folder: missing and extra files, dtype, shape, slice count."""
-    problems: list[Problem] = []
+    problems: list[DatasetProblem] = []
     slice_counts: dict[str, list[int]] = {}
     expected = {f"{i}.npy" for i in ids}
     for plane in PLANES:
@@ -151,35 +151,35 @@ def _check_volumes(root: Path, split: str, ids: list[str], deep: bool
         counts: list[int] = []
         slice_counts[plane] = counts
         if not folder.is_dir():
-            problems.append(Problem(ERROR, "MISSING_PLANE_FOLDER", str(folder), "folder is missing"))
+            problems.append(DatasetProblem(ERROR, "MISSING_PLANE_FOLDER", str(folder), "folder is missing"))
             continue
         present = {p.name for p in folder.iterdir()}
         for name in sorted(present - expected):
-            problems.append(Problem(ERROR, "EXTRA_FILE", str(folder / name),
+            problems.append(DatasetProblem(ERROR, "EXTRA_FILE", str(folder / name),
                                     "file does not belong to any exam in the label files"))
         for name in sorted(expected - present):
-            problems.append(Problem(ERROR, "MISSING_VOLUME", str(folder / name), "volume is missing"))
+            problems.append(DatasetProblem(ERROR, "MISSING_VOLUME", str(folder / name), "volume is missing"))
         for name in sorted(expected & present):
             path = folder / name
             try:
                 volume = np.load(path, mmap_mode="r", allow_pickle=False)
             except Exception as exc:  # noqa: BLE001 - any failure to parse is reported, not raised
-                problems.append(Problem(ERROR, "UNREADABLE_VOLUME", str(path), f"not a readable npy file ({exc})"))
+                problems.append(DatasetProblem(ERROR, "UNREADABLE_VOLUME", str(path), f"not a readable npy file ({exc})"))
                 continue
             if volume.dtype != np.uint8:
-                problems.append(Problem(ERROR, "WRONG_DTYPE", str(path), f"dtype is {volume.dtype}, expected uint8"))
+                problems.append(DatasetProblem(ERROR, "WRONG_DTYPE", str(path), f"dtype is {volume.dtype}, expected uint8"))
             if volume.ndim != 3 or volume.shape[1:] != (SLICE_SIZE, SLICE_SIZE):
-                problems.append(Problem(ERROR, "WRONG_SHAPE", str(path),
+                problems.append(DatasetProblem(ERROR, "WRONG_SHAPE", str(path),
                                         f"shape is {volume.shape}, expected (S, {SLICE_SIZE}, {SLICE_SIZE})"))
                 continue
             counts.append(int(volume.shape[0]))
             if not MIN_SLICES <= volume.shape[0] <= MAX_SLICES:
-                problems.append(Problem(WARNING, "SLICE_COUNT_OUT_OF_RANGE", str(path),
+                problems.append(DatasetProblem(WARNING, "SLICE_COUNT_OUT_OF_RANGE", str(path),
                                         f"{volume.shape[0]} slices, MRNet has {MIN_SLICES} to {MAX_SLICES}"))
             if deep and volume.dtype == np.uint8:
                 low, high = int(volume.min()), int(volume.max())
                 if (low, high) != (0, 255):
-                    problems.append(Problem(WARNING, "INTENSITY_RANGE", str(path),
+                    problems.append(DatasetProblem(WARNING, "INTENSITY_RANGE", str(path),
                                             f"values span {low}..{high}; MRNet volumes span 0..255"))
     return slice_counts, problems
 
@@ -194,15 +194,15 @@ class SplitSummary:
 @dataclass
 class CheckReport:
     root: str
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[DatasetProblem] = field(default_factory=list)
     summaries: dict[str, SplitSummary] = field(default_factory=dict)
 
     @property
-    def errors(self) -> list[Problem]:
+    def errors(self) -> list[DatasetProblem]:
         return [p for p in self.problems if p.severity == ERROR]
 
     @property
-    def warnings(self) -> list[Problem]:
+    def warnings(self) -> list[DatasetProblem]:
         return [p for p in self.problems if p.severity == WARNING]
 
 
@@ -214,12 +214,12 @@ def check_dataset(root: str | Path, deep: bool = False) -> CheckReport:
     root = Path(root)
     report = CheckReport(root=str(root))
     if not root.is_dir():
-        report.problems.append(Problem(ERROR, "MISSING_ROOT", str(root), "data set folder does not exist"))
+        report.problems.append(DatasetProblem(ERROR, "MISSING_ROOT", str(root), "data set folder does not exist"))
         return report
     split_ids: dict[str, set[str]] = {}
     for split in SPLITS:
         if not (root / split).is_dir():
-            report.problems.append(Problem(ERROR, "MISSING_SPLIT_FOLDER", str(root / split), "folder is missing"))
+            report.problems.append(DatasetProblem(ERROR, "MISSING_SPLIT_FOLDER", str(root / split), "folder is missing"))
         ids, labels, problems = _check_labels(root, split)
         report.problems += problems
         split_ids[split] = set(ids)
@@ -234,7 +234,7 @@ def check_dataset(root: str | Path, deep: bool = False) -> CheckReport:
             slice_range={p: (min(c), max(c)) if c else None for p, c in slice_counts.items()})
     shared = split_ids.get("train", set()) & split_ids.get("valid", set())
     if shared:
-        report.problems.append(Problem(ERROR, "IDS_SHARED_BETWEEN_SPLITS", str(root),
+        report.problems.append(DatasetProblem(ERROR, "IDS_SHARED_BETWEEN_SPLITS", str(root),
                                        f"exam ids in both train and valid: {_short_list(sorted(shared))}"))
     return report
 
@@ -287,7 +287,7 @@ def load_split(root: str | Path, split: str, planes: tuple[str, ...] = PLANES) -
         for exam_id in ids:
             path = volume_path(root, split, plane, exam_id)
             if not path.is_file():
-                problems.append(Problem(ERROR, "MISSING_VOLUME", str(path), "volume is missing"))
+                problems.append(DatasetProblem(ERROR, "MISSING_VOLUME", str(path), "volume is missing"))
     errors = [p for p in problems if p.severity == ERROR]
     if errors:
         lines = "\n  ".join(str(p) for p in errors[:20])

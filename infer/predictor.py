@@ -12,29 +12,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import Bundle, available_precisions, check_metadata, load_bundle, read_manifest
+from .bundle import (
+    Bundle,
+    available_precisions,
+    check_metadata,
+    load_bundle,
+    read_manifest,
+)
 from .errors import BundleError, InputError
-from .exam import Exam
 from .fusion import subset_key
+from .reading import Exam
 from .registry import NOT_FOR_CLINICAL_USE, PLANES, SLICE_SIZE, TASKS, model_key
+from .runtime import CPU, CUDA, gpu_present, open_session, physical_cores
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "int8")
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
 DEMO_NOTICE = "Demo weights trained on synthetic phantoms."
-
-
-def physical_cores() -> int:
-    import psutil
-
-    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
-
-
-def _gpu_present() -> bool:
-    # onnxruntime-gpu lists the CUDA provider whether or not a GPU exists, and logs a loud error
-    # when it fails to load one; look for the NVIDIA driver first.
-    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
 
 
 @dataclass(frozen=True)
@@ -96,7 +89,7 @@ class Predictor:
             raise InputError("BAD_OPTION", f"device must be one of {', '.join(DEVICES)}, not {device!r}")
         if precision not in PRECISIONS:
             raise InputError("BAD_OPTION", f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-        want_cuda = device == "cuda" or (device == "auto" and _gpu_present() and CUDA in ort.get_available_providers())
+        want_cuda = device == "cuda" or (device == "auto" and gpu_present() and CUDA in ort.get_available_providers())
         if precision == "auto":
             # int8 QDQ models pay off on CPU; on a GPU fp32 is the faster path.
             precision = "int8" if not want_cuda and "int8" in available_precisions(read_manifest(bundle)) else "fp32"
@@ -104,21 +97,14 @@ class Predictor:
         self.bundle_sha256 = self.bundle.manifest_sha256
         self.precision = self.bundle.model_precision  # "mixed" when some models failed the int8 gate
         self.model_precisions = {key: model.precision for key, model in self.bundle.models.items()}
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or physical_cores()
-        # Each of the nine sessions has its own thread pool, and a spinning pool keeps its cores
-        # busy after its model is done, against the next one: measured 1.05x faster per exam
-        # without spinning on 2 cores (benchmarks/inference.py, table 3).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
+        threads = threads or physical_cores()
         providers = [CUDA, CPU] if want_cuda else [CPU]
         self.sessions = {}
         ort.set_default_logger_severity(4 if device == "auto" else 3)
         try:
             for key, model in self.bundle.models.items():
                 try:
-                    session = ort.InferenceSession(str(model.path), options, providers=providers)
+                    session = open_session(model.path, threads, spinning=False, providers=providers)
                 except Exception as error:  # noqa: BLE001 - ORT raises plain exceptions for bad files
                     raise BundleError("MODEL_UNLOADABLE", f"ONNX Runtime cannot load {key}: {error}",
                                       model.path) from None

@@ -16,7 +16,8 @@ SHARED_DICOM = REPO.parent / "shared" / "data" / "knee-mese-t2-dicom"
 @pytest.fixture(scope="session")
 def phantom_root(tmp_path_factory) -> Path:
     """A small phantom data set in the MRNet-v1.0 layout (24 train + 8 valid exams)."""
-    from mrnet.infer.phantom import PhantomConfig, write_dataset
+    from mrnet.infer.synthetic.dataset import write_dataset
+    from mrnet.infer.synthetic.phantom import PhantomConfig
 
     root = tmp_path_factory.mktemp("phantom")
     write_dataset(root, 24, 8, seed=7, config=PhantomConfig(slice_range=(17, 20)), workers=2)

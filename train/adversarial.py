@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch import nn
-
 from mrnet.infer.registry import NORMALISED_MAX, NORMALISED_MIN
+from torch import nn
 
 # Where x_adv may lie after the step.
 #   valid: the range a real uint8 volume can take after normalisation, [(0-58.09)/49.73, (255-58.09)/49.73].

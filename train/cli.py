@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from mrnet.infer import console
+from mrnet.infer.registry import PLANES, SPLITS, TASK_TITLES, TASKS
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-from mrnet.infer import console
-from mrnet.infer.registry import PLANES, SPLITS, TASK_TITLES, TASKS
 
 app = typer.Typer(cls=console.GuardedGroup, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_show_locals=False,
@@ -72,10 +71,10 @@ def synth(
     workers: Annotated[Optional[int], typer.Option(help="Processes (default: one per core).")] = None,
 ):
     """Write a synthetic knee-phantom data set in the MRNet-v1.0 layout (plus phantom.json)."""
-    from rich.progress import Progress
-
     from mrnet.infer.errors import InputError
-    from mrnet.infer.phantom import PhantomConfig, write_dataset
+    from mrnet.infer.synthetic.dataset import write_dataset
+    from mrnet.infer.synthetic.phantom import PhantomConfig
+    from rich.progress import Progress
 
     try:
         low, high = (int(v) for v in slices.split("-"))
@@ -99,7 +98,13 @@ class _TrainingProgress:
     """Rich progress bars for training: one bar per model, with epoch, loss, AUC and ETA."""
 
     def __init__(self, quiet: bool):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.quiet = quiet
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
@@ -304,7 +309,6 @@ def sweep(data: Data, from_run: Annotated[Path, typer.Option("--from", help="The
 
 def _sweep_one(spec, folder, jobs):
     import torch
-
     from mrnet.train import experiment
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))

@@ -18,19 +18,26 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import onnx
 import torch
-
 from mrnet.infer.bundle import INTENDED_USE, MANIFEST, SCHEMA_VERSION, sha256_file
 from mrnet.infer.errors import InputError, MRNetError
 from mrnet.infer.fusion import FusionModel, all_subsets, subset_key
-from mrnet.infer.registry import (MAX_SLICES, NOT_FOR_CLINICAL_USE, PLANES, PREPROCESSING_VERSION, SLICE_SIZE, TASKS,
-                                  model_key)
+from mrnet.infer.registry import (
+    MAX_SLICES,
+    NOT_FOR_CLINICAL_USE,
+    PLANES,
+    PREPROCESSING_VERSION,
+    SLICE_SIZE,
+    TASKS,
+    model_key,
+)
+from mrnet.infer.runtime import open_session
 
 from .checkpoint import load_torch
 from .experiment import model_dir, read_run
 from .fusion import fit_fusion
 from .model import MRNet, VolumeModel
+from .onnx_file import set_metadata
 
 OPSET = 18
 MAX_EXPORT_SLICES = 128
@@ -58,9 +65,7 @@ def export_onnx(net: MRNet, path: Path) -> None:
 
 def check_parity(net: MRNet, path: Path, seed: int = 0) -> float:
     """Largest |torch - ORT| over logit and CAM at S in {1, 17, 61}; raises when out of tolerance."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     model = VolumeModel(net).eval()
     rng = np.random.default_rng(seed)
     worst = 0.0
@@ -75,18 +80,6 @@ def check_parity(net: MRNet, path: Path, seed: int = 0) -> float:
                                   f"(max |diff| {np.abs(g - e).max():.3g})", path)
             worst = max(worst, float(np.abs(g - e).max()))
     return worst
-
-
-def set_metadata(path: Path, metadata: dict[str, str]) -> None:
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    model.producer_name = "mrnet-toolkit"
-    model.producer_version = version("mrnet-toolkit")
-    onnx.save(model, str(path))
-    onnx.checker.check_model(str(path), full_check=True)
 
 
 def _semver_from_run(run: dict) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-
 from mrnet.infer.fusion import FusionModel, all_subsets, subset_key
 from mrnet.infer.registry import TASKS, model_key
+from sklearn.linear_model import LogisticRegression
 
 from . import metrics
-from .loop import read_predictions
 from .experiment import model_dir
+from .loop import read_predictions
 
 
 def _split(run_dir, plane: str, task: str, split: str) -> tuple[dict[str, float], dict[str, int]]:

@@ -18,14 +18,20 @@ from typing import Callable
 
 import numpy as np
 import torch
-
 from mrnet.infer.dataset import MRNetSplit
 from mrnet.infer.registry import model_key
 
 from . import metrics
 from .adversarial import fgsm
 from .checkpoint import load_torch, save_json, save_text, save_torch
-from .data import EpochSampler, PlaneDataset, class_weights, loader, pick_fraction, weighted_bce
+from .data import (
+    EpochSampler,
+    PlaneDataset,
+    class_weights,
+    loader,
+    pick_fraction,
+    weighted_bce,
+)
 from .model import MRNet, load_pretrained, normalise
 from .presets import Preset
 

@@ -11,11 +11,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from mrnet.infer.registry import INTENSITY_MEAN, INTENSITY_STD
 from torch import nn
 from torch.nn import functional as F
 from torchvision.models import alexnet
-
-from mrnet.infer.registry import INTENSITY_MEAN, INTENSITY_STD
 
 BACKBONES = ("alexnet", "tiny")
 ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's IMAGENET1K_V1 file name

@@ -28,13 +28,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 import onnx
-
 from mrnet.infer.bundle import sha256_file
 from mrnet.infer.dataset import MRNetSplit, load_split
 from mrnet.infer.fusion import FusionModel, subset_key
 from mrnet.infer.registry import model_key
+from mrnet.infer.runtime import open_session
 
 from . import metrics
+from .onnx_file import read_metadata, set_metadata
 
 AUC_GATE = 0.005
 QUANTIZED_OPS = ("Conv", "MaxPool")
@@ -95,8 +96,13 @@ def quantize_model(fp32_path: str | Path, int8_path: str | Path, volumes: Iterab
     `pre_process` runs first, into a temporary file, unless `prepared` is its output already
     (for quantising one model several ways without preparing it each time).
     """
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(_VolumeReader, CalibrationDataReader):
         pass
@@ -133,18 +139,9 @@ def calibration_fingerprint(split: MRNetSplit, planes: tuple[str, ...]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def split_logits(path: Path, split: MRNetSplit, plane: str, cams: list | None = None) -> np.ndarray:
     """The model's exam logits over a split, in ONNX Runtime on the CPU (CAMs appended to `cams`)."""
-    session = _session(path)
+    session = open_session(path)
     logits = []
     for exam_id in split.ids:
         logit, cam = session.run(["logit", "cam"], {"volume": np.ascontiguousarray(split.volume(exam_id, plane))})
@@ -305,9 +302,6 @@ def quantize_run(staging: Path, entries: dict[str, dict], run: dict, fusion: dic
 
 def carry_metadata(fp32_path: Path, int8_path: Path, fingerprint: str) -> None:
     """The fp32 model's metadata (plane, task, preprocessing...), plus the precision and calibration."""
-    from .export import set_metadata
-
-    source = onnx.load(str(fp32_path), load_external_data=False)
-    metadata = {p.key: p.value for p in source.metadata_props}
+    metadata = read_metadata(fp32_path)
     metadata.update({"precision": "int8", "calibration_fingerprint": fingerprint})
     set_metadata(int8_path, metadata)

@@ -8,8 +8,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-
-from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, TASK_TITLES, TASKS, model_key
+from mrnet.infer.registry import (
+    NOT_FOR_CLINICAL_USE,
+    PLANES,
+    TASK_TITLES,
+    TASKS,
+    model_key,
+)
 
 from . import metrics
 from .checkpoint import save_text

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrnet.infer.phantom import PhantomConfig, make_exam
+from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
 
 PHANTOM_LABELS = {"abnormal": 1, "acl": 1, "meniscus": 0}
 

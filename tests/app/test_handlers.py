@@ -10,7 +10,7 @@ from demo_fixtures import phantom_files, predictor  # noqa: F401 (fixtures)
 from mrnet.app import handlers
 from mrnet.app.examples import write_examples
 from mrnet.infer.errors import MRNetError
-from mrnet.infer.exam import read_exam
+from mrnet.infer.reading import read_exam
 from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, SLICE_SIZE, TASK_TITLES, TASKS
 
 

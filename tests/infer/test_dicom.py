@@ -16,10 +16,10 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGExtended12Bit, MPEG2MPML, ge
 from conftest import SHARED_DICOM
 from mrnet.infer import Exam, read_exam
 from mrnet.infer.errors import ExamReadError
-from mrnet.infer.exam import ExamError
-from mrnet.infer.phantom import PhantomConfig, make_exam
+from mrnet.infer.reading import ExamError
+from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
 from mrnet.infer.registry import PLANES
-from mrnet.infer.synthetic_dicom import (FAKE_PATIENT, SeriesOptions, Study, round_trip_error, write_localizer,
+from mrnet.infer.synthetic.scanner_files import (FAKE_PATIENT, SeriesOptions, Study, round_trip_error, write_localizer,
                                          write_series, write_study)
 
 
@@ -135,7 +135,7 @@ def test_a_damaged_middle_slice_is_named_in_the_error(volumes, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Orientation conventions, checked on hand-made series (no synthetic_dicom geometry involved)
+# Orientation conventions, checked on hand-made series (no scanner_files geometry involved)
 
 # Per plane: how the hand-made images are stored (ImageOrientationPatient: where columns, then
 # rows, run), the axis the slices step along, where the marker goes in the stored image and on
@@ -476,8 +476,8 @@ def test_unsupported_transfer_syntax_a_decoder_refuses(tmp_path):
                                     "JPEGLSNearLossless_16.dcm", "SC_rgb_jpeg_gdcm.dcm", "SC_rgb_jpeg.dcm",
                                     "image_dfl.dcm"])
 def test_the_transfer_syntaxes_listed_in_the_readme_decode(sample):
-    from mrnet.infer.archive import Source
-    from mrnet.infer.dicom import _decode
+    from mrnet.infer.reading.archive import Source
+    from mrnet.infer.reading.dicom_stack import decode_frames
 
-    frames, _ = _decode(Source(sample, path=get_testdata_file(sample)))
+    frames, _ = decode_frames(Source(sample, path=get_testdata_file(sample)))
     assert frames.ndim == 3 and frames.size > 0 and frames.std() > 0

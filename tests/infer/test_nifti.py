@@ -10,9 +10,9 @@ import pytest
 
 from mrnet.infer import read_exam
 from mrnet.infer.errors import ExamReadError
-from mrnet.infer.phantom import PhantomConfig, make_exam
+from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
 from mrnet.infer.registry import PLANES
-from mrnet.infer.synthetic_dicom import round_trip_error, write_nifti
+from mrnet.infer.synthetic.scanner_files import round_trip_error, write_nifti
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_a_folder_of_uncompressed_files(volumes, tmp_path):
     assert "file name agrees" in exam.sources["coronal"].reason
 
 
-# A hand-made affine (no synthetic_dicom geometry): i runs to the patient's Right, j Anterior,
+# A hand-made affine (no scanner_files geometry): i runs to the patient's Right, j Anterior,
 # k Superior (RAS, nibabel's canonical), voxels 0.5 x 0.5 x 3 mm, so the slices are along k
 # (axial). The marker sits at the largest i, j, k: the right-anterior-superior corner, which
 # MRNet's axial layout puts at slice 0 (superior first), row 0 (anterior up), column 0 (right on

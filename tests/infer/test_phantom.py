@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mrnet.infer import phantom
-from mrnet.infer.phantom import T, PhantomConfig, draw_exam, draw_labels, render_tissues
+from mrnet.infer.synthetic import phantom
+from mrnet.infer.synthetic.dataset import write_dataset
+from mrnet.infer.synthetic.phantom import T, PhantomConfig, draw_exam, draw_labels, render_tissues
 from mrnet.infer.registry import MRNET_PREVALENCE, PLANES, TASKS
 from mrnet.train.cli import app
 
@@ -24,8 +25,8 @@ def test_same_seed_same_exam_and_different_seed_differs():
 
 
 def test_dataset_is_deterministic_whatever_the_worker_count(tmp_path):
-    phantom.write_dataset(tmp_path / "one", 3, 2, seed=5, config=PhantomConfig(slice_range=(17, 18)), workers=1)
-    phantom.write_dataset(tmp_path / "two", 3, 2, seed=5, config=PhantomConfig(slice_range=(17, 18)), workers=2)
+    write_dataset(tmp_path / "one", 3, 2, seed=5, config=PhantomConfig(slice_range=(17, 18)), workers=1)
+    write_dataset(tmp_path / "two", 3, 2, seed=5, config=PhantomConfig(slice_range=(17, 18)), workers=2)
     files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
     assert len(files) == 5 * 3 + 6 + 1
     for name in files:

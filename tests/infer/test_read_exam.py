@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from mrnet.infer import Exam, read_exam
-from mrnet.infer import archive
+from mrnet.infer.reading import archive
 from mrnet.infer.errors import ExamReadError, InputError
-from mrnet.infer.exam import ExamError, Problem
-from mrnet.infer.phantom import PhantomConfig, make_exam
+from mrnet.infer.reading import ExamError, Problem
+from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
 from mrnet.infer.registry import PLANES
-from mrnet.infer.synthetic_dicom import SeriesOptions, round_trip_error, write_nifti, write_series, write_study
+from mrnet.infer.synthetic.scanner_files import SeriesOptions, round_trip_error, write_nifti, write_series, write_study
 
 
 @pytest.fixture(scope="module")

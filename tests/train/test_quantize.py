@@ -138,7 +138,7 @@ def test_a_task_failing_the_fused_gate_keeps_fp32_for_its_models(tiny_bundle, ti
 
 
 def test_predictor_runs_int8_on_cpu_and_reports_a_mixed_set(int8_bundle, npy_exam, tmp_path):
-    from mrnet.infer.exam import read_exam
+    from mrnet.infer.reading import read_exam
 
     folder, report = int8_bundle
     exam = read_exam(npy_exam)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import train_cli
-from mrnet.infer.phantom import PhantomConfig, write_dataset
+from mrnet.infer.synthetic.dataset import write_dataset
+from mrnet.infer.synthetic.phantom import PhantomConfig
 from mrnet.train.experiment import read_run
 
 

@@ -16,21 +16,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from ..registry import MAX_SLICES, MIN_SLICES, PLANE_AXES, PLANES
 from .archive import Source
-from .exam import Exam, ExamError, Problem, SeriesInfo, plane_from_name
 from .geometry import OBLIQUE_LIMIT_DEG, Stack, plane_of_normal, to_mrnet
-from .registry import MAX_SLICES, MIN_SLICES, PLANE_AXES, PLANES
+from .npy import plane_from_name
+from .types import Exam, Problem, SeriesInfo, Skipped, nothing_usable
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 # Voxels count as near-isotropic (no thickest axis) when the thickest is within 20 % of the next.
 _ANISOTROPY = 1.2
-
-
-class _Skip(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _load(source: Source):
@@ -40,7 +34,7 @@ def _load(source: Source):
         data = gzip.decompress(source.data) if source.name.lower().endswith(".gz") else source.data
         return nib.Nifti1Image.from_bytes(data)
     except Exception as error:  # noqa: BLE001  (any parser failure means the same: unreadable)
-        raise _Skip("CORRUPT_FILE", f"not a readable NIfTI file ({type(error).__name__})") from None
+        raise Skipped("CORRUPT_FILE", f"not a readable NIfTI file ({type(error).__name__})") from None
 
 
 def _slice_axis(spacing: np.ndarray, directions: np.ndarray, hint: str | None) -> tuple[int, str]:
@@ -58,7 +52,7 @@ def _read_one(source: Source, warnings: list[str]) -> tuple[str, np.ndarray, Ser
     image = _load(source)
     header = image.header
     if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
-        raise _Skip("MISSING_ORIENTATION", "the header sets no orientation (qform and sform codes are 0)")
+        raise Skipped("MISSING_ORIENTATION", "the header sets no orientation (qform and sform codes are 0)")
     data = image.get_fdata(dtype=np.float32)  # applies scl_slope and scl_inter
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
@@ -66,12 +60,12 @@ def _read_one(source: Source, warnings: list[str]) -> tuple[str, np.ndarray, Ser
         warnings.append(f"{source.name}: {data.shape[3]} volumes (echoes or time points); the first is used")
         data = data[..., 0]
     if data.ndim != 3 or min(data.shape) < 2:
-        raise _Skip("TOO_FEW_SLICES", f"a {data.ndim}D image of shape {data.shape}, not a stack of slices")
+        raise Skipped("TOO_FEW_SLICES", f"a {data.ndim}D image of shape {data.shape}, not a stack of slices")
 
     lps = _RAS_TO_LPS @ image.affine[:3, :3]
     spacing = np.linalg.norm(lps, axis=0)
     if np.any(spacing <= 0):
-        raise _Skip("MISSING_ORIENTATION", "the affine is singular")
+        raise Skipped("MISSING_ORIENTATION", "the affine is singular")
     directions = (lps / spacing).T  # one row per array axis
     hint = plane_from_name(source.name)
     axis, why = _slice_axis(spacing, directions, hint)
@@ -80,7 +74,7 @@ def _read_one(source: Source, warnings: list[str]) -> tuple[str, np.ndarray, Ser
     stack = Stack(np.transpose(data, order), directions[order], tuple(float(spacing[a]) for a in order))
     plane, obliquity = plane_of_normal(stack.directions[0])
     if obliquity > OBLIQUE_LIMIT_DEG:
-        raise _Skip("OBLIQUE", f"slices {obliquity:.0f} degrees off the {plane} plane, more than the "
+        raise Skipped("OBLIQUE", f"slices {obliquity:.0f} degrees off the {plane} plane, more than the "
                     f"{OBLIQUE_LIMIT_DEG:g} allowed")
     if hint is not None and hint != plane:
         warnings.append(f"{source.name}: the file name says {hint}, the affine says {plane}; the affine is used")
@@ -107,7 +101,7 @@ def read_nifti(sources: list[Source], skipped: list[Problem] | None = None) -> E
     for source in sources:
         try:
             read.append((source, *_read_one(source, warnings)))
-        except _Skip as skip:
+        except Skipped as skip:
             problems.append(Problem(skip.code, source.name, skip.message))
     volumes, infos = {}, {}
     for plane in PLANES:
@@ -119,9 +113,5 @@ def read_nifti(sources: list[Source], skipped: list[Problem] | None = None) -> E
             problems.append(Problem("NOT_CHOSEN", source.name, f"a second {plane} volume; "
                                     f"{infos[plane].source} was chosen"))
     if not volumes:
-        codes = {p.code for p in problems}
-        code = codes.pop() if len(codes) == 1 else "NO_USABLE_SERIES"
-        only = problems[0] if len(problems) == 1 else None
-        raise ExamError(code, only.message if only else f"none of the {len(sources)} NIfTI files is usable",
-                        only.source if only else None, problems=problems)
+        raise nothing_usable(problems, f"none of the {len(sources)} NIfTI files is usable")
     return Exam("nifti", volumes, infos, skipped=skipped + problems, warnings=warnings)

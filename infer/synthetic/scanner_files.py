@@ -20,10 +20,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (PYDICOM_IMPLEMENTATION_UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, JPEG2000Lossless,
-                         JPEGLSLossless, RLELossless, generate_uid)
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
 
-from .registry import PLANE_AXES
+from ..registry import PLANE_AXES
 
 FAKE_PATIENT = {"PatientName": "Phantom^Knee", "PatientID": "PHANTOM-7731",
                 "PatientBirthDate": "19700101", "PatientSex": "O"}

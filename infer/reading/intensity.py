@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import INTENSITY_PERCENTILES
+from ..registry import INTENSITY_PERCENTILES
 
 
 def to_uint8(volume: np.ndarray, percentiles: tuple[float, float] = INTENSITY_PERCENTILES) -> np.ndarray:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..registry import PLANE_AXES, PLANES, SLICE_SIZE
 from .intensity import to_uint8
-from .registry import PLANE_AXES, PLANES, SLICE_SIZE
 
 # A stack whose slice normal is more than this many degrees from every patient axis is called
 # oblique and not used: knee series are often 10-20 degrees oblique and still show their plane,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .exam import ExamError, Problem
+from .types import ExamError, Problem
 
 # What one exam may expand to in memory, and how much a single entry may be compressed.
 # Real DICOM compresses 2-20 times; deflate cannot exceed about 1030, so 200 is no real

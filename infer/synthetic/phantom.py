@@ -14,23 +14,28 @@ How visible a lesion is depends on the plane (`CONSPICUITY`): the ACL is cleares
 menisci sagittally and coronally. `difficulty` (0 easy .. 1 hard) lowers lesion contrast and size
 and raises noise, so the tasks stay learnable but not trivial.
 
-This module needs numpy and scipy only. It lives in `mrnet.infer` because the trainer (`mrnet-train
-synth`), the web demo's example exam and the tests all use it, and the app must not import the trainer.
+numpy and scipy only (the package docstring says why it lives under `mrnet.infer`); `dataset.py`
+writes whole data sets of these exams.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .intensity import to_uint8
-from .registry import MAX_SLICES, MIN_SLICES, MRNET_PREVALENCE, PLANE_AXES, PLANES, SLICE_SIZE, TASKS
+from ..reading.intensity import to_uint8
+from ..registry import (
+    MAX_SLICES,
+    MIN_SLICES,
+    MRNET_PREVALENCE,
+    PLANE_AXES,
+    PLANES,
+    SLICE_SIZE,
+    TASKS,
+)
+from .shapes import Grid, capsule, cylinder_z, ellipsoid, meniscus_shape
 
 # ---------------------------------------------------------------------------------------------
 # Tissues and sequences
@@ -98,102 +103,6 @@ class PhantomConfig:
     @property
     def lesion_scale(self) -> float:
         return 1.25 - 0.5 * self.difficulty
-
-
-# ---------------------------------------------------------------------------------------------
-# Geometry: an affine map from array indices to anatomy coordinates, evaluated block by block
-
-
-class _Grid:
-    """Array indices (k, i, j) of one plane's volume mapped affinely to anatomy millimetres.
-
-    Shapes are evaluated only inside the index block that covers their bounding box, which
-    keeps small structures (menisci, ligaments) cheap.
-    """
-
-    def __init__(self, matrix: np.ndarray, shape: tuple[int, int, int]):
-        self.matrix = matrix.astype(np.float64)  # 3 x 4: anatomy = matrix @ (k, i, j, 1)
-        self.shape = shape
-        self.inverse = np.linalg.inv(np.vstack([self.matrix, [0, 0, 0, 1]]))[:3]
-
-    def block(self, low, high):
-        """Index slices covering the anatomy box [low, high], and the anatomy coordinates there."""
-        corners = np.array([[x, y, z, 1.0] for x in (low[0], high[0]) for y in (low[1], high[1])
-                            for z in (low[2], high[2])])
-        index = corners @ self.inverse.T
-        lo = np.maximum(np.floor(index.min(0)).astype(int) - 1, 0)
-        hi = np.minimum(np.ceil(index.max(0)).astype(int) + 2, self.shape)
-        if np.any(hi <= lo):
-            return None, None
-        k = np.arange(lo[0], hi[0], dtype=np.float32)[:, None, None]
-        i = np.arange(lo[1], hi[1], dtype=np.float32)[None, :, None]
-        j = np.arange(lo[2], hi[2], dtype=np.float32)[None, None, :]
-        m = self.matrix.astype(np.float32)
-        coords = tuple(m[a, 0] * k + m[a, 1] * i + m[a, 2] * j + m[a, 3] for a in range(3))
-        return tuple(slice(a, b) for a, b in zip(lo, hi)), coords
-
-
-def _ellipsoid(center, radii):
-    c, r = np.asarray(center, float), np.asarray(radii, float)
-
-    def mask(x, y, z):
-        return ((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2 <= 1.0
-    return mask, c - r, c + r
-
-
-def _cylinder_z(center_xy, radii_xy, z_low, z_high):
-    """An elliptic cylinder along z between two heights."""
-    (cx, cy), (rx, ry) = center_xy, radii_xy
-
-    def mask(x, y, z):
-        return (((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1.0) & (z >= z_low) & (z <= z_high)
-    return mask, np.array([cx - rx, cy - ry, z_low]), np.array([cx + rx, cy + ry, z_high])
-
-
-def _capsule(start, end, radius, t_range=(0.0, 1.0)):
-    """A round band from `start` to `end` (only the part with t in `t_range`)."""
-    a, b = np.asarray(start, float), np.asarray(end, float)
-    d = b - a
-    length2 = float(d @ d)
-    t0, t1 = t_range
-
-    def mask(x, y, z):
-        t = ((x - a[0]) * d[0] + (y - a[1]) * d[1] + (z - a[2]) * d[2]) / length2
-        inside_t = (t >= t0) & (t <= t1)
-        t = np.clip(t, t0, t1)
-        dist2 = (x - a[0] - t * d[0]) ** 2 + (y - a[1] - t * d[1]) ** 2 + (z - a[2] - t * d[2]) ** 2
-        return inside_t & (dist2 <= radius ** 2)
-    p0, p1 = a + t0 * d, a + t1 * d
-    return mask, np.minimum(p0, p1) - radius, np.maximum(p0, p1) + radius
-
-
-def _meniscus(center, r_inner, r_outer, height, gap_angle, z_base, sector=None, thickness=None, tilt=0.0):
-    """A wedge-shaped C ring; with `sector`, only a thin sheet through it (a tear line).
-
-    `gap_angle` opens the C towards the notch (-x side of a compartment centred at +x, and
-    vice versa). A tear is the sheet at height fraction 0.45 (tilted by `tilt` mm per mm of
-    radius) through the angular `sector` (radians around +y, the posterior horn).
-    """
-    cx, cy = center
-    toward_notch = -np.sign(cx) if cx != 0 else 1.0
-
-    def mask(x, y, z):
-        dx, dy = x - cx, y - cy
-        r = np.sqrt(dx * dx + dy * dy)
-        fraction = np.clip((r - r_inner) / (r_outer - r_inner), 0.0, 1.0)
-        top = z_base + height * fraction
-        inside = (r >= r_inner) & (r <= r_outer) & (z >= z_base) & (z <= top)
-        angle_to_notch = np.arccos(np.clip(dx * toward_notch / np.maximum(r, 1e-6), -1, 1))
-        inside &= angle_to_notch >= gap_angle
-        if sector is not None:
-            posterior = np.arctan2(dx, dy)  # 0 along +y (posterior)
-            inside &= (posterior >= sector[0]) & (posterior <= sector[1])
-            sheet = z_base + 0.45 * height * fraction + tilt * (r - r_inner)
-            inside &= np.abs(z - sheet) <= thickness / 2
-        return inside
-    lo = np.array([cx - r_outer, cy - r_outer, z_base])
-    hi = np.array([cx + r_outer, cy + r_outer, z_base + height])
-    return mask, lo, hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,41 +195,41 @@ def draw_exam(exam_id: str, labels: dict[str, int], config: PhantomConfig, seed:
 def _anatomy(spec: ExamSpec) -> list[tuple[str, tuple]]:
     """The healthy knee, in painting order (later shapes cover earlier ones)."""
     shapes = [
-        ("fat", _cylinder_z((0, 4), (62, 56), -200, 200)),
-        ("muscle", _cylinder_z((0, 26), (44, 26), -200, 200)),
-        ("muscle", _cylinder_z((0, -22), (40, 20), 45, 200)),
-        ("fat", _ellipsoid((0, -26, -6), (18, 12, 14))),  # Hoffa's fat pad
-        ("vessel", _cylinder_z((2, 34), (4, 4), -200, 200)),
+        ("fat", cylinder_z((0, 4), (62, 56), -200, 200)),
+        ("muscle", cylinder_z((0, 26), (44, 26), -200, 200)),
+        ("muscle", cylinder_z((0, -22), (40, 20), 45, 200)),
+        ("fat", ellipsoid((0, -26, -6), (18, 12, 14))),  # Hoffa's fat pad
+        ("vessel", cylinder_z((2, 34), (4, 4), -200, 200)),
     ]
     effusion = spec.lesion["effusion"]["size"] if "effusion" in spec.findings else 0.0
     recess = (20, 3, 9) if not effusion else (26 * effusion, 9 * effusion, 17 * effusion)
-    shapes.append(("fluid", _ellipsoid((0, -20, 34), recess)))  # suprapatellar recess
+    shapes.append(("fluid", ellipsoid((0, -20, 34), recess)))  # suprapatellar recess
     if effusion:
-        shapes.append(("fluid", _ellipsoid((0, 22, 6), (24 * effusion, 6, 10))))  # posterior recess
+        shapes.append(("fluid", ellipsoid((0, 22, 6), (24 * effusion, 6, 10))))  # posterior recess
     condyles = [((19, 4, 14), (15, 24, 12)), ((-19, 4, 14), (14, 23, 12)),
                 ((0, -8, 18), (28, 13, 12))]  # medial, lateral, trochlea
     # Cartilage is the bone grown by 2.5 mm; the marrow painted next leaves only the rim.
-    shapes += [("cartilage", _ellipsoid(c, np.add(r, 2.5))) for c, r in condyles]
+    shapes += [("cartilage", ellipsoid(c, np.add(r, 2.5))) for c, r in condyles]
     shapes += [
-        ("marrow", _cylinder_z((0, 2), (15, 15), 30, 200)),
-        ("marrow", _ellipsoid((0, 2, 32), (38, 24, 18))),
-        *[("marrow", _ellipsoid(c, r)) for c, r in condyles],
-        ("cartilage", _cylinder_z((19, 4), (15, 20), -3.2, -0.6)),
-        ("cartilage", _cylinder_z((-19, 4), (14, 19), -3.2, -0.6)),
-        ("marrow", _cylinder_z((0, 3), (38, 26), -32, -3.2)),
-        ("marrow", _cylinder_z((0, 5), (16, 16), -200, -32)),
-        ("marrow", _ellipsoid((0, 2, -3), (6, 8, 4))),  # tibial spines
-        ("marrow", _ellipsoid((-31, 14, -26), (8, 8, 10))),  # fibular head
-        ("cartilage", _ellipsoid((0, -35, 20), (19, 9, 17))),
-        ("marrow", _ellipsoid((0, -37.5, 20), (18, 7, 16))),  # patella
-        ("ligament", _capsule((0, -44, 2), (0, -27, -28), 4.5)),  # patellar tendon
-        ("ligament", _capsule((0, -42, 38), (0, -22, 70), 4.5)),  # quadriceps tendon
-        ("ligament", _capsule((36, 5, 22), (38, 2, -28), 2.5)),  # MCL
-        ("ligament", _capsule((-34, 8, 18), (-31, 14, -22), 2.5)),  # LCL
-        ("meniscus", _meniscus((19, 4), 8, 15.5, 5.0, 0.55, -0.9)),
-        ("meniscus", _meniscus((-19, 4), 7, 14.5, 4.5, 0.35, -0.9)),
-        ("ligament", _capsule(*_ACL, 4.0)),
-        ("ligament", _capsule((0, 22, -7), (9, -2, 16), 5.0)),  # PCL
+        ("marrow", cylinder_z((0, 2), (15, 15), 30, 200)),
+        ("marrow", ellipsoid((0, 2, 32), (38, 24, 18))),
+        *[("marrow", ellipsoid(c, r)) for c, r in condyles],
+        ("cartilage", cylinder_z((19, 4), (15, 20), -3.2, -0.6)),
+        ("cartilage", cylinder_z((-19, 4), (14, 19), -3.2, -0.6)),
+        ("marrow", cylinder_z((0, 3), (38, 26), -32, -3.2)),
+        ("marrow", cylinder_z((0, 5), (16, 16), -200, -32)),
+        ("marrow", ellipsoid((0, 2, -3), (6, 8, 4))),  # tibial spines
+        ("marrow", ellipsoid((-31, 14, -26), (8, 8, 10))),  # fibular head
+        ("cartilage", ellipsoid((0, -35, 20), (19, 9, 17))),
+        ("marrow", ellipsoid((0, -37.5, 20), (18, 7, 16))),  # patella
+        ("ligament", capsule((0, -44, 2), (0, -27, -28), 4.5)),  # patellar tendon
+        ("ligament", capsule((0, -42, 38), (0, -22, 70), 4.5)),  # quadriceps tendon
+        ("ligament", capsule((36, 5, 22), (38, 2, -28), 2.5)),  # MCL
+        ("ligament", capsule((-34, 8, 18), (-31, 14, -22), 2.5)),  # LCL
+        ("meniscus", meniscus_shape((19, 4), 8, 15.5, 5.0, 0.55, -0.9)),
+        ("meniscus", meniscus_shape((-19, 4), 7, 14.5, 4.5, 0.35, -0.9)),
+        ("ligament", capsule(*_ACL, 4.0)),
+        ("ligament", capsule((0, 22, -7), (9, -2, 16), 5.0)),  # PCL
     ]
     return shapes
 
@@ -343,34 +252,34 @@ def _lesions(spec: ExamSpec) -> list[tuple[str, str, tuple, tuple | None]]:
         if tear["complete"]:
             # Fibres gone over the gap, and an oedematous mass filling that part of the notch.
             r = tear["gap_mm"]
-            out.append(("acl_tear", "torn_acl", _ellipsoid(where, (0.8 * r, r, 0.8 * r)), _SOFT))
+            out.append(("acl_tear", "torn_acl", ellipsoid(where, (0.8 * r, r, 0.8 * r)), _SOFT))
         else:
             # A partial tear: a swollen, bright ligament over half its length.
             t = (tear["position"] - 0.25, tear["position"] + 0.25)
-            out.append(("acl_tear", "torn_acl", _capsule(start, end, 5.5, t_range=t), _SOFT))
+            out.append(("acl_tear", "torn_acl", capsule(start, end, 5.5, t_range=t), _SOFT))
     if "meniscal_tear" in spec.findings:
         tear = lesion["meniscal_tear"]
         medial = tear["side"] == "medial"
         center, r_in, r_out, height = ((19, 4), 8, 15.5, 5.0) if medial else ((-19, 4), 7, 14.5, 4.5)
         sector = (tear["sector"] - 0.9, tear["sector"] + 0.9)
         out.append(("meniscal_tear", "meniscal_tear",
-                    _meniscus(center, r_in - 0.5, r_out + 0.5, height, 0.0, -0.9, sector=sector,
+                    meniscus_shape(center, r_in - 0.5, r_out + 0.5, height, 0.0, -0.9, sector=sector,
                               thickness=tear["thickness_mm"], tilt=tear["tilt"]), None))
     if "bone_bruise" in spec.findings:
         bruise = lesion["bone_bruise"]
         centers = {"lateral_femur": (-19, 8, 8), "lateral_tibia": (-19, 6, -10), "medial_femur": (19, 8, 8)}
         center = np.add(centers[bruise["site"]], bruise["offset"])
         r = bruise["radius_mm"]
-        out.append(("bone_bruise", "bruise", _ellipsoid(center, (r, r * 1.2, r * 0.8)), ("marrow",)))
+        out.append(("bone_bruise", "bruise", ellipsoid(center, (r, r * 1.2, r * 0.8)), ("marrow",)))
     if "cartilage_defect" in spec.findings:
         defect = lesion["cartilage_defect"]
         x = 19 if defect["side"] == "medial" else -19
         r = defect["radius_mm"]
-        out.append(("cartilage_defect", "cartilage_defect", _ellipsoid((x, 6, 0.5), (r, r, 3.2)), ("cartilage",)))
+        out.append(("cartilage_defect", "cartilage_defect", ellipsoid((x, 6, 0.5), (r, r, 3.2)), ("cartilage",)))
     return out
 
 
-def _plane_grid(spec: ExamSpec, plane: str) -> _Grid:
+def _plane_grid(spec: ExamSpec, plane: str) -> Grid:
     """The affine map from this plane's array indices to the knee's anatomy coordinates."""
     axes = PLANE_AXES[plane]
     n_slices = spec.slices[plane]
@@ -385,10 +294,10 @@ def _plane_grid(spec: ExamSpec, plane: str) -> _Grid:
     world[:, 3] -= spec.translation
     mirror = np.diag([-1.0 if spec.laterality == "left" else 1.0, 1.0, 1.0])
     anatomy = mirror @ spec.rotation.T @ world / spec.scale
-    return _Grid(anatomy, (n_slices, SLICE_SIZE, SLICE_SIZE))
+    return Grid(anatomy, (n_slices, SLICE_SIZE, SLICE_SIZE))
 
 
-def _paint(grid: _Grid, labels: np.ndarray, tissue: str, shape, replaces=None) -> None:
+def _paint(grid: Grid, labels: np.ndarray, tissue: str, shape, replaces=None) -> None:
     """Paint a shape's voxels with a tissue (only over the `replaces` tissues, when given)."""
     mask_fn, low, high = shape
     block, coords = grid.block(low, high)
@@ -486,70 +395,3 @@ def make_exam(seed: int = 0, labels: dict[str, int] | None = None,
     config = config or PhantomConfig()
     labels = labels or {"abnormal": 1, "acl": 1, "meniscus": 0}
     return render_exam(draw_exam("0000", labels, config, seed), config)
-
-
-# ---------------------------------------------------------------------------------------------
-# A whole data set in the MRNet-v1.0 layout
-
-
-def _write_exam(job) -> tuple[str, dict]:
-    out, split, spec, config = job
-    volumes, record = render_exam(spec, config)
-    for plane, volume in volumes.items():
-        np.save(Path(out) / split / plane / f"{spec.exam_id}.npy", volume)
-    record["split"] = split
-    return spec.exam_id, record
-
-
-def write_dataset(out: str | Path, n_train: int, n_valid: int, seed: int = 0,
-                  config: PhantomConfig | None = None, workers: int | None = None,
-                  progress=None) -> dict:
-    """Write a phantom data set in the MRNet-v1.0 layout, plus `phantom.json` with the lesion boxes.
-
-    Ids run from 0000 for train and continue for valid, as in MRNet. The result depends on
-    `seed` only, not on the number of workers.
-    """
-    config = config or PhantomConfig()
-    out = Path(out)
-    rng = np.random.default_rng(seed)
-    jobs = []
-    next_id = 0
-    label_rows: dict[str, list[tuple[str, dict]]] = {}
-    for split, count in (("train", n_train), ("valid", n_valid)):
-        for plane in PLANES:
-            (out / split / plane).mkdir(parents=True, exist_ok=True)
-        rows = []
-        for labels in draw_labels(count, config.prevalence, rng):
-            exam_id = f"{next_id:04d}"
-            next_id += 1
-            rows.append((exam_id, labels))
-            jobs.append((str(out), split, draw_exam(exam_id, labels, config, int(rng.integers(2**31))), config))
-        label_rows[split] = rows
-        for task in TASKS:
-            text = "".join(f"{exam_id},{labels[task]}\n" for exam_id, labels in rows)
-            (out / f"{split}-{task}.csv").write_text(text)
-
-    workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
-    records = {}
-    if workers == 1:
-        results = map(_write_exam, jobs)
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_write_exam, jobs, chunksize=4)
-    for exam_id, record in results:
-        records[exam_id] = record
-        if progress:
-            progress()
-    if workers != 1:
-        pool.shutdown()
-    manifest = {
-        "generator": "mrnet-toolkit knee phantom",
-        "synthetic": True,
-        "seed": seed,
-        "config": asdict(config),
-        "sequences": SEQUENCES,
-        "box_format": "slices: [first, last]; box: [row_min, col_min, row_max, col_max], inclusive",
-        "exams": dict(sorted(records.items())),
-    }
-    (out / "phantom.json").write_text(json.dumps(manifest, indent=1))
-    return manifest

@@ -1,7 +1,7 @@
 """What the three command-line tools share: one-line errors, exit statuses, `--debug`.
 
-A typed `MRNetError` becomes one line naming the file and the stable code, and its family's exit
-status (bad input 2, model bundle 3). Anything else is a bug: one line and exit 1. The traceback
+A typed `MRNetError` becomes one line naming the file (or the option) and the stable code, and its
+family's exit status (bad input 2, model bundle 3, failed run 4: see `errors.py`). Anything else is a bug: one line and exit 1. The traceback
 is shown only with `--debug`. The policy sits in the click command classes, so it holds for the
 installed scripts and for `typer.testing.CliRunner` alike.
 """
@@ -25,7 +25,7 @@ class Flags:
 
 def _report(error: Exception) -> int:
     if isinstance(error, MRNetError):
-        lines = error.one_line().splitlines()
+        lines = error.one_line(cli=True).splitlines()
         stderr.print(f"error: {lines[0]}", markup=False)
         for line in lines[1:]:
             stderr.print(line, markup=False)

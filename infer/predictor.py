@@ -12,13 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import (
-    Bundle,
-    available_precisions,
-    check_metadata,
-    load_bundle,
-    read_manifest,
-)
+from .bundle import Bundle, available_precisions, check_metadata, load_bundle, read_manifest
 from .errors import BundleError, InputError
 from .fusion import subset_key
 from .reading import Exam
@@ -86,9 +80,9 @@ class Predictor:
         import onnxruntime as ort
 
         if device not in DEVICES:
-            raise InputError("BAD_OPTION", f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+            raise InputError("BAD_OPTION", f"one of {', '.join(DEVICES)}, not {device!r}", option="device")
         if precision not in PRECISIONS:
-            raise InputError("BAD_OPTION", f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+            raise InputError("BAD_OPTION", f"one of {', '.join(PRECISIONS)}, not {precision!r}", option="precision")
         want_cuda = device == "cuda" or (device == "auto" and gpu_present() and CUDA in ort.get_available_providers())
         if precision == "auto":
             # int8 QDQ models pay off on CPU; on a GPU fp32 is the faster path.
@@ -115,8 +109,8 @@ class Predictor:
         used = {s.get_providers()[0] for s in self.sessions.values()}
         self.provider = used.pop() if len(used) == 1 else "mixed"
         if device == "cuda" and self.provider != CUDA:
-            raise InputError("CUDA_UNAVAILABLE", "--device cuda was asked for, but ONNX Runtime could not use "
-                                                 "CUDA here (no GPU, or CUDA/cuDNN libraries missing)")
+            raise InputError("CUDA_UNAVAILABLE", "cuda was asked for, but ONNX Runtime could not use CUDA here "
+                             "(no GPU, or CUDA/cuDNN libraries missing)", option="device")
 
     def predict(self, exam: Exam | dict[str, np.ndarray]) -> Prediction:
         """Run the models of every plane the exam has, and fuse each task over those planes."""

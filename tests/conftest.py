@@ -1,4 +1,5 @@
-"""Shared fixtures: small phantom data sets made on the fly, once per test session."""
+"""Fixtures several test folders use: small phantom data sets, a tiny trained run and its bundle,
+made on the fly once per test session, and the real DICOM series."""
 
 from __future__ import annotations
 
@@ -7,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+from helpers import SHARED_DICOM, train_cli
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DICOM = REPO.parent / "shared" / "data" / "knee-mese-t2-dicom"
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def shared_dicom() -> Path:
+    """The real anonymised knee series (read-only: copy it before changing it)."""
+    if not SHARED_DICOM.is_dir():
+        pytest.skip(f"the real DICOM series is not at {SHARED_DICOM} (set MRNET_TEST_DICOM to its folder)")
+    return SHARED_DICOM
 
 
 @pytest.fixture(scope="session")
@@ -22,16 +31,6 @@ def phantom_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("phantom")
     write_dataset(root, 24, 8, seed=7, config=PhantomConfig(slice_range=(17, 20)), workers=2)
     return root
-
-
-def train_cli(*args: str) -> None:
-    """Run `mrnet-train` in-process and fail with its output when it does not exit 0."""
-    from typer.testing import CliRunner
-
-    from mrnet.train.cli import app
-
-    result = CliRunner().invoke(app, [*args, "--quiet"] if args[0] not in ("synth", "check") else list(args))
-    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture(scope="session")

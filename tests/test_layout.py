@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_inference_and_app_do_not_import_torch():

@@ -11,18 +11,11 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from mrnet.infer.registry import NORMALISED_MAX, NORMALISED_MIN
 from torch import nn
 
-# Where x_adv may lie after the step.
-#   valid: the range a real uint8 volume can take after normalisation, [(0-58.09)/49.73, (255-58.09)/49.73].
-#   seed-compat: [0, 1], as the paper's published code clamps after normalising. That clips every
-#     pixel darker than the mean intensity (about 80 % of them) to 0 and leaves eps nearly
-#     irrelevant; it exists only to replicate the paper's numbers.
-CLAMPS: dict[str, tuple[float, float]] = {
-    "valid": (NORMALISED_MIN, NORMALISED_MAX),
-    "seed-compat": (0.0, 1.0),
-}
+from mrnet.infer.errors import InputError
+
+from .spec import CLAMPS  # where x_adv may lie after the step (spec.py says why)
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, clamp: str = "valid",
@@ -33,7 +26,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, clamp: 
     parameters' `.grad` are left exactly as they were. With eps = 0 the result is `x` (clamped).
     """
     if clamp not in CLAMPS:
-        raise ValueError(f"unknown clamp {clamp!r}: choose from {', '.join(CLAMPS)}")
+        raise InputError("BAD_OPTION", f"one of {', '.join(CLAMPS)}, not {clamp!r}", option="clamp")
     loss_fn = loss_fn or nn.functional.binary_cross_entropy_with_logits
     x_in = x.detach().clone().requires_grad_(True)
     loss = loss_fn(model(x_in), y)

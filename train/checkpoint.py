@@ -1,4 +1,7 @@
-"""Atomic writes: a run killed at any moment leaves either the old file or the new one, never half."""
+"""Atomic writes: a run killed at any moment leaves either the old file or the new one, never half.
+
+torch is imported only by the torch writers, so the text and JSON writers serve torch-free code.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import json
 import os
 import tempfile
 from pathlib import Path
-
-import torch
 
 
 def _atomic(path: Path, write) -> None:
@@ -26,12 +27,16 @@ def _atomic(path: Path, write) -> None:
 
 
 def save_torch(obj, path: Path) -> None:
+    import torch
+
     _atomic(path, lambda stream: torch.save(obj, stream))
 
 
 def load_torch(path: Path):
     # Checkpoints hold numpy RNG states and config dictionaries, so weights_only cannot be used;
     # they are files this toolkit wrote itself.
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=False)
 
 

@@ -5,16 +5,16 @@ Heavy imports (torch) happen inside the commands that need them, so `check` and 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from mrnet.infer import console
-from mrnet.infer.registry import PLANES, SPLITS, TASK_TITLES, TASKS
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from mrnet.infer import console
+from mrnet.infer.registry import PLANES, SPLITS, TASK_TITLES, TASKS
 
 app = typer.Typer(cls=console.GuardedGroup, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_show_locals=False,
@@ -71,10 +71,11 @@ def synth(
     workers: Annotated[Optional[int], typer.Option(help="Processes (default: one per core).")] = None,
 ):
     """Write a synthetic knee-phantom data set in the MRNet-v1.0 layout (plus phantom.json)."""
+    from rich.progress import Progress
+
     from mrnet.infer.errors import InputError
     from mrnet.infer.synthetic.dataset import write_dataset
     from mrnet.infer.synthetic.phantom import PhantomConfig
-    from rich.progress import Progress
 
     try:
         low, high = (int(v) for v in slices.split("-"))
@@ -91,25 +92,21 @@ def synth(
 
 
 # ---------------------------------------------------------------------------------------------
-# Training
+# Training: options become RunSpecs, `pipeline` does the work, this layer draws and prints.
 
 
 class _TrainingProgress:
-    """Rich progress bars for training: one bar per model, with epoch, loss, AUC and ETA."""
+    """Rich progress bars: one bar per model (epoch, loss, AUC, ETA) when models train one at a time
+    in this process, else one bar over the models of each stage."""
 
-    def __init__(self, quiet: bool):
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    def __init__(self, quiet: bool, jobs: int = 1):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.quiet = quiet
+        self.quiet, self.jobs = quiet, jobs
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                              TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=out,
                              disable=quiet)
+        self.stage_bar = None
 
     def __enter__(self):
         self.bars.__enter__()
@@ -117,6 +114,12 @@ class _TrainingProgress:
 
     def __exit__(self, *exc):
         return self.bars.__exit__(*exc)
+
+    def hooks(self):
+        from mrnet.train.pipeline import Hooks
+
+        return Hooks(progress=self.for_job if self.jobs <= 1 else (lambda job: None), model_done=self.model_done,
+                     announce=self.say, exported=self.exported, stage=self.stage, run_done=self.run_done)
 
     def for_job(self, job):
         from mrnet.train.loop import Progress
@@ -141,10 +144,26 @@ class _TrainingProgress:
         if not self.quiet:
             self.bars.console.print(message, markup=False)
 
-    def models_bar(self, total: int):
-        bar = self.bars.add_task(f"{'models':<18}", total=total, status="")
-        return lambda summary: self.bars.update(
-            bar, advance=1, status=f"{summary['model']} valid AUC {summary['valid']['auc']:.3f}")
+    def stage(self, name: str, models: int) -> None:
+        self.stage_bar = None
+        if name == "export" or self.jobs > 1:
+            label = "export" if name == "export" else "models"
+            self.stage_bar = self.bars.add_task(f"{label:<18}", total=models, status="")
+
+    def model_done(self, summary: dict) -> None:
+        if self.stage_bar is not None:
+            self.bars.update(self.stage_bar, advance=1,
+                             status=f"{summary['model']} valid AUC {summary['valid']['auc']:.3f}")
+
+    def exported(self, key: str) -> None:
+        if self.stage_bar is not None:
+            self.bars.update(self.stage_bar, advance=1, status=key)
+
+    def run_done(self, result) -> None:
+        if not self.quiet:
+            _print_summary_table(result.summaries, f"{result.summaries[0]['mode'] if result.summaries else ''} "
+                                                   f"run {result.folder}")
+        out.print(f"report: {result.report}")
 
 
 def _print_summary_table(summaries: list[dict], title: str) -> None:
@@ -158,41 +177,21 @@ def _print_summary_table(summaries: list[dict], title: str) -> None:
     out.print(table)
 
 
-def _run(spec, out_dir: Path, jobs: int, quiet: bool) -> list[dict]:
-    """Prepare a run folder, train its models with progress bars, and write its report."""
-    from mrnet.train import experiment, report
-
-    run = experiment.prepare(spec, out_dir)
-    with _TrainingProgress(quiet) as ui:
-        if jobs > 1:
-            summaries = experiment.execute(run, jobs=jobs, on_done=ui.models_bar(len(run.jobs)))
-        else:
-            summaries = experiment.execute(run, progress_for=ui.for_job)
-    path = report.write_run_report(out_dir)
-    if not quiet:
-        _print_summary_table(summaries, f"{spec.kind} run {out_dir}")
-    out.print(f"report: {path}")
-    return summaries
-
-
 def _spec(data: Path, preset: str, backbone, epochs, planes: str, tasks: str, seed: int, pretrained: str,
-          select_on: str, device: str, workers: int, lr: float | None = None, **extra):
+          select_on: str, device: str, workers: int, lr: float | None = None):
+    """A baseline RunSpec from the command line's options (the spec checks them itself)."""
     from mrnet.infer.errors import InputError
     from mrnet.infer.registry import parse_choices
-    from mrnet.train.experiment import RunSpec
-    from mrnet.train.loop import SELECT_ON
     from mrnet.train.presets import get_preset
+    from mrnet.train.spec import RunSpec
 
     try:
-        chosen = get_preset(preset).with_overrides(backbone=backbone, epochs=epochs, lr=lr,
-                                                   adv_epochs=extra.pop("adv_epochs", None))
-        if select_on not in SELECT_ON:
-            raise ValueError(f"--select-on must be one of {', '.join(SELECT_ON)}")
-        return RunSpec(data=str(data), preset=chosen, planes=parse_choices(planes, PLANES, "plane"),
-                       tasks=parse_choices(tasks, TASKS, "task"), seed=seed, pretrained=pretrained,
-                       select_on=select_on, device=device, workers=workers, **extra)
+        chosen_planes, chosen_tasks = parse_choices(planes, PLANES, "plane"), parse_choices(tasks, TASKS, "task")
     except ValueError as error:
         raise InputError("BAD_OPTION", str(error)) from None
+    return RunSpec(data=str(data), preset=get_preset(preset).with_overrides(backbone=backbone, epochs=epochs, lr=lr),
+                   planes=chosen_planes, tasks=chosen_tasks, seed=seed, pretrained=pretrained, select_on=select_on,
+                   device=device, workers=workers)
 
 
 Data = Annotated[Path, typer.Argument(metavar="DATA", help="MRNet-v1.0 folder (or a phantom from `synth`).")]
@@ -208,6 +207,9 @@ DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 JobsOpt = Annotated[int, typer.Option(min=1, help="Models trained at once, in separate processes.")]
 WorkersOpt = Annotated[int, typer.Option(min=0, help="Data-loader processes per model.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+FromOpt = Annotated[Path, typer.Option("--from", help="The baseline run folder.")]
+ProtocolOpt = Annotated[str, typer.Option(help="seed (the paper) or mixed.")]
+ClampOpt = Annotated[str, typer.Option(help="valid, or seed-compat (the paper's [0, 1]).")]
 
 
 @app.command()
@@ -218,42 +220,27 @@ def baseline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Ru
              pretrained: PretrainedOpt = "auto", select_on: SelectOpt = "tune", device: DeviceOpt = "auto",
              jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False):
     """Train the mrnet-baseline models, one per (plane, task). Re-running resumes."""
+    from mrnet.train.pipeline import run_baseline
+
     spec = _spec(data, preset, backbone, epochs, planes, tasks, seed, pretrained, select_on, device, workers, lr)
-    _run(spec, out_dir, jobs, quiet)
+    with _TrainingProgress(quiet, jobs) as ui:
+        run_baseline(spec, out_dir, jobs, ui.hooks())
 
 
 @app.command()
-def advtrain(data: Data, from_run: Annotated[Path, typer.Option("--from", help="The baseline run folder.")],
-             out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")],
+def advtrain(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")],
              eps: Annotated[Optional[float], typer.Option(min=0.0, help="FGSM step, normalised scale.")] = None,
              retrain_pct: Annotated[Optional[float], typer.Option(
                  "--retrain-pct", min=0.0, max=100.0, help="% of training exams made adversarial per epoch.")] = None,
-             protocol: Annotated[str, typer.Option(help="seed (the paper) or mixed.")] = "seed",
-             clamp: Annotated[str, typer.Option(help="valid, or seed-compat (the paper's [0, 1]).")] = "valid",
-             epochs: EpochsOpt = None, device: DeviceOpt = "auto", jobs: JobsOpt = 1, workers: WorkersOpt = 0,
-             quiet: QuietOpt = False):
+             protocol: ProtocolOpt = "seed", clamp: ClampOpt = "valid", epochs: EpochsOpt = None,
+             device: DeviceOpt = "auto", jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False):
     """Retrain a baseline run with FGSM adversarial examples (the seed paper's method)."""
-    spec = _advtrain_spec(data, from_run, eps, retrain_pct, protocol, clamp, epochs, device, workers)
-    _run(spec, out_dir, jobs, quiet)
+    from mrnet.train.pipeline import advtrain_spec, run_advtrain
 
-
-def _advtrain_spec(data, from_run, eps, retrain_pct, protocol, clamp, epochs, device, workers):
-    from mrnet.infer.errors import InputError
-    from mrnet.train.adversarial import CLAMPS
-    from mrnet.train.experiment import read_run
-    from mrnet.train.loop import PROTOCOLS
-
-    if protocol not in PROTOCOLS or clamp not in CLAMPS:
-        raise InputError("BAD_OPTION", f"--protocol is one of {', '.join(PROTOCOLS)}; "
-                                       f"--clamp is one of {', '.join(CLAMPS)}")
-    base = read_run(from_run)["config"]
-    preset = base["preset"]
-    return _spec(data, preset["name"], preset["backbone"], preset["epochs"], ",".join(base["planes"]),
-                 ",".join(base["tasks"]), base["seed"], base["pretrained"], base["select_on"], device, workers,
-                 adv_epochs=epochs, kind="advtrain", from_run=str(from_run),
-                 eps=preset["eps"] if eps is None else eps,
-                 retrain_pct=preset["retrain_pct"] if retrain_pct is None else retrain_pct,
-                 protocol=protocol, clamp=clamp)
+    spec = advtrain_spec(from_run, data, device, workers, eps=eps, retrain_pct=retrain_pct, protocol=protocol,
+                         clamp=clamp, epochs=epochs)
+    with _TrainingProgress(quiet, jobs) as ui:
+        run_advtrain(spec, out_dir, jobs, ui.hooks())
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -262,57 +249,28 @@ def _floats(text: str, option: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise InputError("BAD_OPTION", f"{option} takes comma-separated numbers, not {text!r}") from None
+        raise InputError("BAD_OPTION", f"comma-separated numbers, not {text!r}", option=option) from None
 
 
 @app.command()
-def sweep(data: Data, from_run: Annotated[Path, typer.Option("--from", help="The baseline run folder.")],
-          out_dir: Annotated[Path, typer.Option("--out", help="Sweep folder.")],
+def sweep(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Option("--out", help="Sweep folder.")],
           eps: Annotated[str, typer.Option(help="Comma-separated eps values.")] = "0,1e-5,1e-4,1e-3,3e-3",
           retrain_pct: Annotated[str, typer.Option("--retrain-pct", help="Comma-separated %.")] = "1,2,6,10",
           table_eps: Annotated[float, typer.Option(help="The eps shown in Table 2.")] = 1e-5,
-          protocol: Annotated[str, typer.Option(help="seed or mixed.")] = "seed",
-          clamp: Annotated[str, typer.Option(help="valid or seed-compat.")] = "valid",
-          epochs: EpochsOpt = None, device: DeviceOpt = "auto", jobs: JobsOpt = 1, quiet: QuietOpt = False):
+          protocol: ProtocolOpt = "seed", clamp: ClampOpt = "valid", epochs: EpochsOpt = None,
+          device: DeviceOpt = "auto", jobs: JobsOpt = 1, quiet: QuietOpt = False):
     """Retrain over a grid of eps x retrain %, then write the paper's Table 2 (and the grid).
 
     Each configuration has its own folder keyed by a hash of its config; re-running skips finished
     ones and resumes unfinished ones.
     """
-    from concurrent.futures import ProcessPoolExecutor
+    from mrnet.train.pipeline import advtrain_spec, run_sweep
 
-    from mrnet.infer.errors import InputError
-    from mrnet.train import experiment, report
-
-    eps_values, pct_values = _floats(eps, "--eps"), _floats(retrain_pct, "--retrain-pct")
-    if table_eps not in eps_values:
-        raise InputError("BAD_OPTION", f"--table-eps {table_eps:g} is not in --eps")
-    base = _advtrain_spec(data, from_run, None, None, protocol, clamp, epochs, device, 0)
-    specs = experiment.sweep_specs(base, eps_values, pct_values)
-    folders = [(s.eps, s.retrain_pct, out_dir / "runs" / s.config_hash()) for s in specs]
-    with _TrainingProgress(quiet) as ui:
-        advance = ui.models_bar(len(specs) * len(base.planes) * len(base.tasks))
-        if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for summaries in pool.map(_sweep_one, specs, [f for _, _, f in folders], [jobs] * len(specs)):
-                    for summary in summaries:
-                        advance(summary)
-        else:
-            for spec, (_, _, folder) in zip(specs, folders):
-                run = experiment.prepare(spec, folder)
-                experiment.execute(run, on_done=advance)
-    for _, _, folder in folders:
-        report.write_run_report(folder)
-    paths = report.write_table2(out_dir, from_run, folders, table_eps)
-    out.print(f"Table 2: {paths[0]}  ({paths[1].name}, full grid {paths[2].name})")
-
-
-def _sweep_one(spec, folder, jobs):
-    import torch
-    from mrnet.train import experiment
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
-    return experiment.execute(experiment.prepare(spec, folder))
+    eps_values, pct_values = _floats(eps, "eps"), _floats(retrain_pct, "retrain_pct")
+    spec = advtrain_spec(from_run, data, device, 0, protocol=protocol, clamp=clamp, epochs=epochs)
+    with _TrainingProgress(quiet, jobs=max(jobs, 2)) as ui:  # one bar over the grid's models
+        result = run_sweep(spec, eps_values, pct_values, out_dir, table_eps, jobs, ui.hooks())
+    out.print(f"Table 2: {result.table2}  ({result.table2_csv.name}, full grid {result.grid_csv.name})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,12 +291,11 @@ def export(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A finish
     from mrnet.train.export import PRECISIONS, export_run
 
     if precision not in PRECISIONS:
-        raise InputError("BAD_OPTION", f"--precision must be one of {', '.join(PRECISIONS)}")
+        raise InputError("BAD_OPTION", f"one of {', '.join(PRECISIONS)}, not {precision!r}", option="precision")
     messages = []
     with _TrainingProgress(quiet) as ui:
-        bar = ui.bars.add_task(f"{'export':<18}", total=9 * (2 if precision == "int8" else 1), status="")
-        bundle = export_run(run_dir, out_dir, precision=precision, on_message=messages.append,
-                            on_model=lambda key: ui.bars.update(bar, advance=1, status=key))
+        ui.stage("export", 9 * (2 if precision == "int8" else 1))
+        bundle = export_run(run_dir, out_dir, precision=precision, on_message=messages.append, on_model=ui.exported)
     for message in messages:
         out.print(f"[yellow]WARNING[/yellow] {escape(message)}")
     if precision == "int8":
@@ -365,18 +322,12 @@ def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pi
 
     Writes OUT/baseline, OUT/advtrain (with report.md against the baseline) and OUT/bundle.
     """
-    from mrnet.train.export import export_run
+    from mrnet.train.pipeline import run_pipeline
 
-    base = _spec(data, preset, backbone, epochs, "all", "all", seed, pretrained, "tune", device, workers)
-    _run(base, out_dir / "baseline", jobs, quiet)
-    adv = _advtrain_spec(data, out_dir / "baseline", None, None, "seed", "valid", None, device, workers)
-    _run(adv, out_dir / "advtrain", jobs, quiet)
-    bundle = out_dir / "bundle"
-    if not (bundle / "manifest.json").exists():
-        with _TrainingProgress(quiet) as ui:
-            bar = ui.bars.add_task(f"{'export':<18}", total=9, status="")
-            export_run(out_dir / "advtrain", bundle, on_model=lambda key: ui.bars.update(bar, advance=1, status=key))
-    out.print(f"bundle: {bundle}\nreport: {out_dir / 'advtrain' / 'report.md'}")
+    spec = _spec(data, preset, backbone, epochs, "all", "all", seed, pretrained, "tune", device, workers)
+    with _TrainingProgress(quiet, jobs) as ui:
+        result = run_pipeline(spec, out_dir, jobs, ui.hooks())
+    out.print(f"bundle: {result.bundle}\nreport: {result.advtrain.report}")
 
 
 def main() -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
 from mrnet.infer.dataset import MRNetSplit
 from mrnet.infer.registry import TASKS
-from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .augment import Augmentation
 

@@ -19,22 +19,16 @@ from typing import Callable
 
 import numpy as np
 import torch
+
 from mrnet.infer.bundle import INTENDED_USE, MANIFEST, SCHEMA_VERSION, sha256_file
-from mrnet.infer.errors import InputError, MRNetError
+from mrnet.infer.errors import InputError, RunError
 from mrnet.infer.fusion import FusionModel, all_subsets, subset_key
-from mrnet.infer.registry import (
-    MAX_SLICES,
-    NOT_FOR_CLINICAL_USE,
-    PLANES,
-    PREPROCESSING_VERSION,
-    SLICE_SIZE,
-    TASKS,
-    model_key,
-)
+from mrnet.infer.registry import (MAX_SLICES, NOT_FOR_CLINICAL_USE, PLANES, PREPROCESSING_VERSION, SLICE_SIZE, TASKS,
+                                  model_key)
 from mrnet.infer.runtime import open_session
 
 from .checkpoint import load_torch
-from .experiment import model_dir, read_run
+from .rundir import RunFolder, RunRecord
 from .fusion import fit_fusion
 from .model import MRNet, VolumeModel
 from .onnx_file import set_metadata
@@ -46,8 +40,8 @@ PARITY_RTOL, PARITY_ATOL = 1e-3, 1e-4
 PRECISIONS = ("fp32", "int8")
 
 
-class ExportError(MRNetError):
-    exit_code = 1
+class ExportError(RunError):
+    """An export that failed on its own (e.g. the ONNX graph lost parity with torch): exit status 4."""
 
 
 def export_onnx(net: MRNet, path: Path) -> None:
@@ -82,9 +76,9 @@ def check_parity(net: MRNet, path: Path, seed: int = 0) -> float:
     return worst
 
 
-def _semver_from_run(run: dict) -> str:
+def _semver_from_run(run: RunRecord) -> str:
     """Bundles start at 1.0.0; the build metadata carry the run's configuration hash."""
-    return f"1.0.0+{run['config_hash']}"
+    return f"1.0.0+{run.config_hash}"
 
 
 def export_model(net: MRNet, path: Path, metadata: dict[str, str]) -> dict:
@@ -185,16 +179,17 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
     from . import quantize
 
     if precision not in PRECISIONS:
-        raise InputError("BAD_OPTION", f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        raise InputError("BAD_OPTION", f"one of {', '.join(PRECISIONS)}, not {precision!r}", option="precision")
     run_dir, out = Path(run_dir), Path(out)
-    run = read_run(run_dir)
-    config = run["config"]
-    planes, tasks = tuple(config["planes"]), tuple(config["tasks"])
+    folder = RunFolder(run_dir)
+    run = folder.record()
+    config = run.spec.identity()
+    planes, tasks = run.spec.planes, run.spec.tasks
     if out.exists() and any(out.iterdir()):
         raise InputError("OUTPUT_NOT_EMPTY", "bundle folder exists and is not empty; choose a new one", out)
     for plane in planes:
         for task in tasks:
-            if not (model_dir(run_dir, model_key(plane, task)) / "done.json").exists():
+            if not folder.model(model_key(plane, task)).finished:
                 raise InputError("RUN_INCOMPLETE", f"model {model_key(plane, task)} has not finished training",
                                  run_dir)
     fusion, fusion_report = fit_fusion(run_dir, planes, tasks)
@@ -205,7 +200,7 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
         for plane in planes:
             for task in tasks:
                 key = model_key(plane, task)
-                best = load_torch(model_dir(run_dir, key) / "best.pt")
+                best = load_torch(folder.model(key).best)
                 summary = best["summary"]
                 net = MRNet(best["backbone"])
                 net.load_state_dict(best["model"])
@@ -214,8 +209,8 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
                     "training": summary["mode"], "eps": repr(summary["eps"]),
                     "retrain_pct": repr(summary["retrain_pct"]), "protocol": str(summary["protocol"]),
                     "clamp": summary["clamp"], "toolkit_version": version("mrnet-toolkit"),
-                    "data_fingerprint": run["data_fingerprint"],
-                    "synthetic_data": str(run["synthetic_data"]).lower(),
+                    "data_fingerprint": run.data_fingerprint,
+                    "synthetic_data": str(run.synthetic_data).lower(),
                     "selected_epoch": str(summary["selected_epoch"]), "select_on": summary["select_on"],
                     "metrics_tune": json.dumps(summary["tune"]), "metrics_valid": json.dumps(summary["valid"])})
                 entries[key] = {**files, "plane": plane, "task": task, "backbone": best["backbone"],
@@ -233,14 +228,14 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
                     on_message(message)
             extra["quantization"] = report.manifest
         provenance = {
-            "dataset": "synthetic knee phantom (MRNet-v1.0 layout)" if run["synthetic_data"] else "MRNet-v1.0",
-            "data_fingerprint": run["data_fingerprint"], "synthetic": run["synthetic_data"],
-            "training": {"kind": run["kind"], "preset": config["preset"]["name"],
+            "dataset": "synthetic knee phantom (MRNet-v1.0 layout)" if run.synthetic_data else "MRNet-v1.0",
+            "data_fingerprint": run.data_fingerprint, "synthetic": run.synthetic_data,
+            "training": {"kind": run.kind, "preset": config["preset"]["name"],
                          "backbone": config["preset"]["backbone"], "eps": config["eps"],
                          "retrain_pct": config["retrain_pct"], "protocol": config["protocol"],
                          "clamp": config["clamp"], "select_on": config["select_on"], "seed": config["seed"],
-                         "config_hash": run["config_hash"]},
-            "versions": run["versions"]}
+                         "config_hash": run.config_hash},
+            "versions": run.versions}
         return _manifest(entries, fusion, provenance, _semver_from_run(run), created, **extra)
 
     return _write_bundle(out, build)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-from mrnet.infer.fusion import FusionModel, all_subsets, subset_key
-from mrnet.infer.registry import TASKS, model_key
 from sklearn.linear_model import LogisticRegression
 
+from mrnet.infer.fusion import FusionModel, all_subsets, subset_key
+from mrnet.infer.registry import TASKS, model_key
+
 from . import metrics
-from .experiment import model_dir
-from .loop import read_predictions
+from .rundir import RunFolder
 
 
 def _split(run_dir, plane: str, task: str, split: str) -> tuple[dict[str, float], dict[str, int]]:
     """One model's logits and labels on a split, by exam id."""
-    predictions = read_predictions(model_dir(run_dir, model_key(plane, task)) / "predictions.csv")[split]
+    predictions = RunFolder(run_dir).model(model_key(plane, task)).read_predictions()[split]
     return (dict(zip(predictions["exam_id"], predictions["logit"])),
             dict(zip(predictions["exam_id"], predictions["label"].astype(int))))
 

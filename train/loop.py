@@ -8,35 +8,24 @@ seed, ends with the same metrics as a run that was never interrupted.
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+
 from mrnet.infer.dataset import MRNetSplit
-from mrnet.infer.registry import model_key
+from mrnet.infer.errors import InputError
 
 from . import metrics
 from .adversarial import fgsm
-from .checkpoint import load_torch, save_json, save_text, save_torch
-from .data import (
-    EpochSampler,
-    PlaneDataset,
-    class_weights,
-    loader,
-    pick_fraction,
-    weighted_bce,
-)
+from .checkpoint import load_torch, save_torch
+from .data import EpochSampler, PlaneDataset, class_weights, loader, pick_fraction, weighted_bce
 from .model import MRNet, load_pretrained, normalise
-from .presets import Preset
-
-PROTOCOLS = ("seed", "mixed")
-SELECT_ON = ("tune", "valid")
+from .rundir import ModelFolder, sigmoid
+from .spec import ModelJob
 
 
 @dataclass(frozen=True)
@@ -46,39 +35,6 @@ class Splits:
     fit: MRNetSplit
     tune: MRNetSplit
     valid: MRNetSplit
-
-
-@dataclass(frozen=True)
-class ModelJob:
-    """Everything that defines the training of one of the nine models."""
-
-    plane: str
-    task: str
-    preset: Preset
-    mode: str = "baseline"  # or "advtrain"
-    seed: int = 0
-    pretrained: str = "auto"
-    init_from: str | None = None  # advtrain: the baseline model's best.pt
-    eps: float = 0.0
-    retrain_pct: float = 0.0
-    protocol: str = "seed"
-    clamp: str = "valid"
-    select_on: str = "tune"
-    device: str = "cpu"
-    workers: int = 0
-
-    @property
-    def key(self) -> str:
-        return model_key(self.plane, self.task)
-
-    @property
-    def epochs(self) -> int:
-        return self.preset.epochs if self.mode == "baseline" else self.preset.adv_epochs
-
-    def describe(self) -> dict:
-        out = asdict(self)
-        out["preset"] = self.preset.to_dict()
-        return out
 
 
 @dataclass
@@ -145,10 +101,6 @@ def predict_split(model: MRNet, split: MRNetSplit, plane: str, task: str, device
     return np.asarray(logits, dtype=np.float64), float(np.mean(losses)) if losses else float("nan")
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _train_epoch(job: ModelJob, model: MRNet, optimiser, splits: Splits, epoch: int, weights,
                  device: torch.device, progress: Progress) -> tuple[dict, int]:
     """One epoch. Baseline: every fit exam. advtrain/seed: only the FGSM versions of a fraction p.
@@ -160,17 +112,17 @@ def _train_epoch(job: ModelJob, model: MRNet, optimiser, splits: Splits, epoch: 
     if job.mode == "baseline":
         indices, adversarial = np.arange(n), set()
     else:
-        chosen = pick_fraction(n, job.retrain_pct / 100.0, job.seed, epoch)
+        chosen = pick_fraction(n, job.spec.retrain_pct / 100.0, job.spec.seed, epoch)
         adversarial = set(chosen.tolist())
-        indices = chosen if job.protocol == "seed" else np.arange(n)
-    sampler = EpochSampler(indices, job.seed, epoch)
+        indices = chosen if job.spec.protocol == "seed" else np.arange(n)
+    sampler = EpochSampler(indices, job.spec.seed, epoch)
     loss_fn = lambda logit, target: weighted_bce(logit, target, weights)  # noqa: E731 - J of FGSM too
     losses, labels, scores = [], [], []
-    for step, (volume, label, index) in enumerate(loader(dataset, sampler, job.workers), start=1):
+    for step, (volume, label, index) in enumerate(loader(dataset, sampler, job.spec.workers), start=1):
         volume, y = volume.to(device), label.to(device)
         if index in adversarial:
             x = _to_input(volume)
-            logit = model(fgsm(model, x, y, job.eps, clamp=job.clamp, loss_fn=loss_fn))
+            logit = model(fgsm(model, x, y, job.spec.eps, clamp=job.spec.clamp, loss_fn=loss_fn))
         else:
             logit = model.forward_volume(volume)
         loss = loss_fn(logit, y)
@@ -181,7 +133,7 @@ def _train_epoch(job: ModelJob, model: MRNet, optimiser, splits: Splits, epoch: 
         labels.append(float(label))
         scores.append(logit.item())
         progress.on_step(step, len(indices), float(np.mean(losses)))
-    summary = metrics.at_threshold(labels, _sigmoid(np.asarray(scores)))
+    summary = metrics.at_threshold(labels, sigmoid(np.asarray(scores)))
     summary["loss"] = float(np.mean(losses)) if losses else float("nan")
     return summary, len(adversarial)
 
@@ -193,67 +145,34 @@ def _selection_score(record: EpochRecord, select_on: str) -> tuple[float, float]
     return (-np.inf if np.isnan(auc) else auc, -loss)
 
 
-def _write_metrics_csv(history: list[EpochRecord], path: Path) -> None:
-    buffer = io.StringIO()
-    names = list(EpochRecord.__dataclass_fields__)
-    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
-    writer.writeheader()
-    for record in history:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in asdict(record).items()})
-    save_text(buffer.getvalue(), path)
-
-
-def _write_predictions(path: Path, rows: list[tuple[str, str, int, float]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["split", "exam_id", "label", "logit", "probability"])
-    for split, exam_id, label, logit in rows:
-        writer.writerow([split, exam_id, label, f"{logit:.6f}", f"{_sigmoid(np.float64(logit)):.6f}"])
-    save_text(buffer.getvalue(), path)
-
-
-def read_predictions(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    """predictions.csv -> {split: {"exam_id", "label", "logit", "probability"}} arrays."""
-    out: dict[str, dict[str, list]] = {}
-    with open(path, newline="") as stream:
-        for row in csv.DictReader(stream):
-            split = out.setdefault(row["split"], {"exam_id": [], "label": [], "logit": [], "probability": []})
-            split["exam_id"].append(row["exam_id"])
-            split["label"].append(int(row["label"]))
-            split["logit"].append(float(row["logit"]))
-            split["probability"].append(float(row["probability"]))
-    return {s: {k: np.asarray(v) for k, v in cols.items()} for s, cols in out.items()}
-
-
 def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when torch sees a device, else the CPU; cuda without one is refused."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device is available")
+        raise InputError("CUDA_UNAVAILABLE", "cuda was asked for, but torch sees no CUDA device here",
+                         option="device")
     return torch.device(name)
 
 
-def fit_model(job: ModelJob, splits: Splits, out_dir: Path, progress: Progress | None = None) -> dict:
+def fit_model(job: ModelJob, splits: Splits, folder: ModelFolder, progress: Progress | None = None) -> dict:
     """Train one model to completion (or resume it), and return its final summary (done.json)."""
     progress = progress or Progress()
-    out_dir = Path(out_dir)
-    done_path = out_dir / "done.json"
-    if done_path.exists():
-        import json
-
-        return json.loads(done_path.read_text())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(job.device)
-    _seed_everything(job.seed)
+    if folder.finished:
+        return folder.summary()
+    folder.path.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(job.spec.device)
+    _seed_everything(job.spec.seed)
 
     model = MRNet(job.preset.backbone)
     if job.mode == "baseline":
-        source = load_pretrained(model, job.pretrained, announce=progress.announce)
+        source = load_pretrained(model, job.spec.pretrained, announce=progress.announce)
         lr = job.preset.lr
     else:
         if not job.init_from:
-            raise ValueError("adversarial retraining needs the baseline checkpoint to start from")
-        model.load_state_dict(load_torch(Path(job.init_from))["model"])
+            raise InputError("BASELINE_INCOMPLETE", f"{job.key}: FGSM retraining needs the baseline model to "
+                             "start from", option="from_run")
+        model.load_state_dict(load_torch(job.init_from)["model"])
         source = str(job.init_from)
         lr = job.preset.adv_lr
     model = model.to(device).to(memory_format=torch.channels_last)
@@ -266,11 +185,12 @@ def fit_model(job: ModelJob, splits: Splits, out_dir: Path, progress: Progress |
     history: list[EpochRecord] = []
     best = {"epoch": None, "score": None, "model": None}
     start = 1
-    checkpoint_path = out_dir / "checkpoint.pt"
+    checkpoint_path = folder.checkpoint
     if checkpoint_path.exists():
         state = load_torch(checkpoint_path)
         if state["job"] != job.describe():
-            raise ValueError(f"{checkpoint_path} belongs to a different configuration; use a new output folder")
+            raise InputError("RUN_CONFIG_DIFFERS", "this checkpoint belongs to another configuration; "
+                             "choose a new output folder", checkpoint_path)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimizer"])
         if scheduler is not None:
@@ -284,7 +204,7 @@ def fit_model(job: ModelJob, splits: Splits, out_dir: Path, progress: Progress |
         # Epoch 0 is the baseline as it starts, so learning curves begin where the baseline ended.
         tune_logits, tune_loss = predict_split(model, splits.tune, job.plane, job.task, device, weights)
         valid_logits, valid_loss = predict_split(model, splits.valid, job.plane, job.task, device, weights)
-        tune = metrics.at_threshold(splits.tune.labels[job.task], _sigmoid(tune_logits))
+        tune = metrics.at_threshold(splits.tune.labels[job.task], sigmoid(tune_logits))
         nan = float("nan")
         history.append(EpochRecord(0, lr, nan, nan, nan, nan, nan, tune_loss, tune["auc"], tune["accuracy"],
                                    tune["sensitivity"], tune["specificity"], valid_loss,
@@ -295,7 +215,7 @@ def fit_model(job: ModelJob, splits: Splits, out_dir: Path, progress: Progress |
         train, n_adversarial = _train_epoch(job, model, optimiser, splits, epoch, weights, device, progress)
         tune_logits, tune_loss = predict_split(model, splits.tune, job.plane, job.task, device, weights)
         valid_logits, valid_loss = predict_split(model, splits.valid, job.plane, job.task, device, weights)
-        tune = metrics.at_threshold(splits.tune.labels[job.task], _sigmoid(tune_logits))
+        tune = metrics.at_threshold(splits.tune.labels[job.task], sigmoid(tune_logits))
         record = EpochRecord(
             epoch=epoch, lr=optimiser.param_groups[0]["lr"], train_loss=train["loss"], train_auc=train["auc"],
             train_accuracy=train["accuracy"], train_sensitivity=train["sensitivity"],
@@ -307,7 +227,7 @@ def fit_model(job: ModelJob, splits: Splits, out_dir: Path, progress: Progress |
         history.append(record)
         if scheduler is not None:
             scheduler.step(tune_loss)
-        score = _selection_score(record, job.select_on)
+        score = _selection_score(record, job.spec.select_on)
         if best["score"] is None or score > tuple(best["score"]):
             best = {"epoch": epoch, "score": list(score),
                     "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
@@ -316,39 +236,39 @@ def fit_model(job: ModelJob, splits: Splits, out_dir: Path, progress: Progress |
                     "lr_scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "history": [asdict(r) for r in history], "best": best, "rng": _rng_states()},
                    checkpoint_path)
-        _write_metrics_csv(history, out_dir / "metrics.csv")
+        folder.write_metrics(history)
         progress.on_epoch(record, job.epochs)
 
-    return _finish(job, model, best, source, splits, device, weights, out_dir, history)
+    return _finish(job, model, best, source, splits, device, weights, folder, history)
 
 
-def _finish(job, model, best, source, splits, device, weights, out_dir, history) -> dict:
+def _finish(job, model, best, source, splits, device, weights, folder: ModelFolder, history) -> dict:
     """Predict with the selected epoch's weights, and write best.pt, predictions.csv and done.json."""
     model.load_state_dict(best["model"])
     tune_logits, _ = predict_split(model, splits.tune, job.plane, job.task, device, weights)
     valid_logits, _ = predict_split(model, splits.valid, job.plane, job.task, device, weights)
     tune_labels, valid_labels = splits.tune.labels[job.task], splits.valid.labels[job.task]
-    tune_p, valid_p = _sigmoid(tune_logits), _sigmoid(valid_logits)
+    tune_p, valid_p = sigmoid(tune_logits), sigmoid(valid_logits)
     youden = metrics.youden_threshold(tune_labels, tune_p)
     summary = {
         "model": job.key, "plane": job.plane, "task": job.task, "mode": job.mode,
         "backbone": job.preset.backbone, "initial_weights": source, "selected_epoch": best["epoch"],
-        "select_on": job.select_on, "eps": job.eps, "retrain_pct": job.retrain_pct,
-        "protocol": job.protocol if job.mode == "advtrain" else None, "clamp": job.clamp,
+        "select_on": job.spec.select_on, "eps": job.spec.eps, "retrain_pct": job.spec.retrain_pct,
+        "protocol": job.spec.protocol if job.mode == "advtrain" else None, "clamp": job.spec.clamp,
         "youden_threshold": youden,
         "tune": metrics.at_threshold(tune_labels, tune_p),
         "tune_youden": metrics.at_threshold(tune_labels, tune_p, youden),
         "valid": metrics.at_threshold(valid_labels, valid_p),
         "valid_youden": metrics.at_threshold(valid_labels, valid_p, youden),
-        "valid_auc_ci95": metrics.bootstrap_auc_ci(valid_labels, valid_p, seed=job.seed),
+        "valid_auc_ci95": metrics.bootstrap_auc_ci(valid_labels, valid_p, seed=job.spec.seed),
         "epochs_run": len([r for r in history if r.epoch > 0]),
     }
     save_torch({"model": best["model"], "backbone": job.preset.backbone, "job": job.describe(),
-                "summary": summary}, out_dir / "best.pt")
+                "summary": summary}, folder.best)
     rows = [("tune", i, int(y), float(z)) for i, y, z in zip(splits.tune.ids, tune_labels, tune_logits)]
     rows += [("valid", i, int(y), float(z)) for i, y, z in zip(splits.valid.ids, valid_labels, valid_logits)]
-    _write_predictions(out_dir / "predictions.csv", rows)
-    save_json(summary, out_dir / "done.json")
+    folder.write_predictions(rows)
+    folder.write_summary(summary)
     # The resume state is no longer needed once done.json exists; it is the largest file.
-    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    folder.checkpoint.unlink(missing_ok=True)
     return summary

@@ -11,12 +11,15 @@ import warnings
 from pathlib import Path
 
 import torch
-from mrnet.infer.registry import INTENSITY_MEAN, INTENSITY_STD
 from torch import nn
 from torch.nn import functional as F
 from torchvision.models import alexnet
 
-BACKBONES = ("alexnet", "tiny")
+from mrnet.infer.errors import InputError
+from mrnet.infer.registry import INTENSITY_MEAN, INTENSITY_STD
+
+from .spec import BACKBONES
+
 ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's IMAGENET1K_V1 file name
 
 
@@ -52,7 +55,7 @@ class MRNet(nn.Module):
     def __init__(self, backbone: str = "alexnet"):
         super().__init__()
         if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}: choose from {', '.join(BACKBONES)}")
+            raise InputError("BAD_OPTION", f"one of {', '.join(BACKBONES)}, not {backbone!r}", option="backbone")
         self.backbone_name = backbone
         self.features = alexnet(weights=None).features if backbone == "alexnet" else tiny_features()
         channels = 256 if backbone == "alexnet" else 32
@@ -136,12 +139,17 @@ def load_pretrained(model: MRNet, pretrained: str, announce=print) -> str:
         return "imagenet"
     path = Path(pretrained)
     if not path.is_file():
-        raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        raise InputError("BAD_PRETRAINED", "no such weights file (or auto, none, imagenet)", path,
+                         option="pretrained")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a file that is no checkpoint
+        raise InputError("BAD_PRETRAINED", f"not a torch weights file ({type(error).__name__})", path,
+                         option="pretrained") from None
     state = state.get("model", state)
     features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
     if not features:
-        raise ValueError(f"--pretrained {pretrained}: holds no 'features.*' weights")
+        raise InputError("BAD_PRETRAINED", "holds no 'features.*' weights", path, option="pretrained")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.features.load_state_dict(features)

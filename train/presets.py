@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from mrnet.infer.errors import InputError
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -23,6 +25,10 @@ class Preset:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict) -> "Preset":
+        return Preset(**data)
 
     def with_overrides(self, **changes) -> "Preset":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -48,5 +54,5 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
+        raise InputError("BAD_OPTION", f"one of {', '.join(PRESETS)}, not {name!r}", option="preset")
     return PRESETS[name]

@@ -28,6 +28,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 import onnx
+
 from mrnet.infer.bundle import sha256_file
 from mrnet.infer.dataset import MRNetSplit, load_split
 from mrnet.infer.fusion import FusionModel, subset_key
@@ -36,6 +37,7 @@ from mrnet.infer.runtime import open_session
 
 from . import metrics
 from .onnx_file import read_metadata, set_metadata
+from .rundir import RunRecord
 
 AUC_GATE = 0.005
 QUANTIZED_OPS = ("Conv", "MaxPool")
@@ -96,13 +98,8 @@ def quantize_model(fp32_path: str | Path, int8_path: str | Path, volumes: Iterab
     `pre_process` runs first, into a temporary file, unless `prepared` is its output already
     (for quantising one model several ways without preparing it each time).
     """
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static
 
     class Reader(_VolumeReader, CalibrationDataReader):
         pass
@@ -122,11 +119,9 @@ def quantize_model(fp32_path: str | Path, int8_path: str | Path, volumes: Iterab
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, **(extra_options or {})})
 
 
-def calibration_split(run: dict) -> MRNetSplit:
+def calibration_split(run: RunRecord) -> MRNetSplit:
     """The run's tuning exams (held out of training; also what the fusion is fitted on)."""
-    config = run["config"]
-    train = load_split(config["data"], "train", tuple(config["planes"]))
-    return train.subset(run["tune_ids"])
+    return load_split(run.spec.data, "train", run.spec.planes).subset(run.tune_ids)
 
 
 def calibration_fingerprint(split: MRNetSplit, planes: tuple[str, ...]) -> str:
@@ -205,7 +200,7 @@ class QuantizeReport:
     messages: list[str]
 
 
-def quantize_run(staging: Path, entries: dict[str, dict], run: dict, fusion: dict, gate: float = AUC_GATE,
+def quantize_run(staging: Path, entries: dict[str, dict], run: RunRecord, fusion: dict, gate: float = AUC_GATE,
                  fused_gate: float | None = None, on_model: Callable[[str], None] | None = None) -> QuantizeReport:
     """Quantise every fp32 model in `staging`, gate it on the valid split, add "int8" to passing entries.
 
@@ -213,10 +208,9 @@ def quantize_run(staging: Path, entries: dict[str, dict], run: dict, fusion: dic
     `fused_gate` (default: `gate`) is the bound on each task's fused AUC delta.
     """
     fused_gate = gate if fused_gate is None else fused_gate
-    config = run["config"]
-    planes, tasks = tuple(config["planes"]), tuple(config["tasks"])
+    planes, tasks = run.spec.planes, run.spec.tasks
     tune = calibration_split(run)
-    valid = load_split(config["data"], "valid", planes)
+    valid = load_split(run.spec.data, "valid", planes)
     fingerprint = calibration_fingerprint(tune, planes)
     messages: list[str] = []
     models: dict[str, dict] = {}

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
-from mrnet.infer.registry import (
-    NOT_FOR_CLINICAL_USE,
-    PLANES,
-    TASK_TITLES,
-    TASKS,
-    model_key,
-)
+
+from mrnet.infer.errors import InputError
+from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, TASK_TITLES, TASKS, model_key
 
 from . import metrics
 from .checkpoint import save_text
-from .experiment import model_dir, read_run
-from .loop import read_predictions
+from .rundir import RunFolder
 
 METRICS = ("auc", "accuracy", "sensitivity", "specificity")
 
@@ -28,24 +22,10 @@ def _fmt(value, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _read_metrics_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as stream:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(stream)]
-
-
 def load_models(run_dir: str | Path) -> dict[str, dict]:
     """Per model key: its summary (done.json), per-epoch metrics and predictions, for finished models."""
-    out = {}
-    for plane in PLANES:
-        for task in TASKS:
-            folder = model_dir(run_dir, model_key(plane, task))
-            if (folder / "done.json").exists():
-                out[model_key(plane, task)] = {
-                    "summary": json.loads((folder / "done.json").read_text()),
-                    "epochs": _read_metrics_csv(folder / "metrics.csv"),
-                    "predictions": read_predictions(folder / "predictions.csv"),
-                }
-    return out
+    return {key: {"summary": m.summary, "epochs": m.epochs, "predictions": m.predictions}
+            for key, m in RunFolder(run_dir).finished_models().items()}
 
 
 def mean_metrics(models: dict[str, dict], split: str = "valid") -> dict[str, float]:
@@ -60,7 +40,8 @@ def compare(models: dict[str, dict], baseline: dict[str, dict], seed: int = 0) -
             continue
         a, b = baseline[key]["predictions"]["valid"], model["predictions"]["valid"]
         if list(a["exam_id"]) != list(b["exam_id"]):
-            raise ValueError(f"{key}: baseline and retrained predictions cover different exams")
+            raise InputError("BASELINE_MISMATCH", f"{key}: the baseline's and the retrained model's predictions "
+                             "cover different exams")
         out[key] = metrics.paired_bootstrap(a["label"], a["probability"], b["probability"], seed=seed)
     return out
 
@@ -143,18 +124,18 @@ def _plot_roc(models, baseline, path: Path) -> None:
 def write_run_report(run_dir: str | Path) -> Path:
     """report.md, learning_curves.png and roc.png for a run (against its baseline for an advtrain run)."""
     run_dir = Path(run_dir)
-    run = read_run(run_dir)
+    run = RunFolder(run_dir).record()
     models = load_models(run_dir)
-    baseline_dir = run["config"].get("from_run")
-    baseline = load_models(baseline_dir) if run["kind"] == "advtrain" and baseline_dir else None
-    comparison = compare(models, baseline, seed=run["config"]["seed"]) if baseline else {}
+    baseline_dir = run.spec.from_run
+    baseline = load_models(baseline_dir) if run.kind == "advtrain" and baseline_dir else None
+    comparison = compare(models, baseline, seed=run.spec.seed) if baseline else {}
     _plot_learning_curves(models, baseline, run_dir / "learning_curves.png")
     _plot_roc(models, baseline, run_dir / "roc.png")
 
-    config = run["config"]
+    config = run.spec.identity()
     lines = [f"# MRNet {'FGSM retraining' if baseline else 'baseline'} report", "",
              f"**{NOT_FOR_CLINICAL_USE}**", ""]
-    if run["synthetic_data"]:
+    if run.synthetic_data:
         lines += ["> Trained and evaluated on a **synthetic knee phantom**: these are demo weights and demo "
                   "numbers, not evidence about real knees.", ""]
     if config["select_on"] == "valid":
@@ -163,14 +144,14 @@ def write_run_report(run_dir: str | Path) -> Path:
                   "are optimistic.", ""]
     preset = config["preset"]
     lines += [
-        f"- data: `{config['data']}` (fingerprint `{run['data_fingerprint']}`), tuning split: "
-        f"{len(run['tune_ids'])} exams held out of train",
+        f"- data: `{config['data']}` (fingerprint `{run.data_fingerprint}`), tuning split: "
+        f"{len(run.tune_ids)} exams held out of train",
         f"- preset `{preset['name']}`: backbone {preset['backbone']}, "
         + (f"{preset['epochs']} epochs at lr {preset['lr']:g}" if not baseline else
            f"{preset['adv_epochs']} epochs at lr {preset['adv_lr']:g}, eps {config['eps']:g}, "
            f"retrain {config['retrain_pct']:g} %, protocol {config['protocol']}, clamp {config['clamp']}"),
         f"- selection on the {config['select_on']} split; thresholds: 0.5 and Youden's (chosen on the tuning split)",
-        f"- versions: {', '.join(f'{k} {v}' for k, v in run['versions'].items())}", "",
+        f"- versions: {', '.join(f'{k} {v}' for k, v in run.versions.items())}", "",
         "## Valid split, per model", "",
     ]
     header = "| model | AUC [95 % CI] | acc | sens | spec | acc (Y) | sens (Y) | spec (Y) |"

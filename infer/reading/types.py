@@ -37,8 +37,8 @@ class ExamError(ExamReadError):
         self.problems = list(problems) or [Problem(code, str(path) if path is not None else None, message)]
         super().__init__(code, message, path)
 
-    def one_line(self) -> str:
-        first = super().one_line()
+    def one_line(self, cli: bool = False) -> str:
+        first = super().one_line(cli)
         if len(self.problems) <= 1:
             return first
         lines = [f"  {p.source}: {p.message} [{p.code}]" if p.source else f"  {p.message} [{p.code}]"

@@ -26,15 +26,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ..reading.intensity import to_uint8
-from ..registry import (
-    MAX_SLICES,
-    MIN_SLICES,
-    MRNET_PREVALENCE,
-    PLANE_AXES,
-    PLANES,
-    SLICE_SIZE,
-    TASKS,
-)
+from ..registry import MAX_SLICES, MIN_SLICES, MRNET_PREVALENCE, PLANE_AXES, PLANES, SLICE_SIZE, TASKS
 from .shapes import Grid, capsule, cylinder_z, ellipsoid, meniscus_shape
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from demo_fixtures import files_under, phantom_files, predictor  # noqa: F401 (fixtures)
+from helpers import files_under
 
 from mrnet.app.handlers import DEMO_BANNER
 from mrnet.app.ui import Limits, serving

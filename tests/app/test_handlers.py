@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from demo_fixtures import phantom_files, predictor  # noqa: F401 (fixtures)
 
 from mrnet.app import handlers
 from mrnet.app.examples import write_examples

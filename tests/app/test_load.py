@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from demo_fixtures import files_under, phantom_files, predictor  # noqa: F401 (fixtures)
+from helpers import files_under
 from gradio_client import Client, handle_file
 
 from mrnet.app.ui import Limits, serving

@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import SHARED_DICOM
-from demo_fixtures import files_under, phantom_files, predictor  # noqa: F401 (fixtures)
+from helpers import files_under
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -46,12 +45,12 @@ def test_phantom_exam_gives_three_probabilities(server, phantom_files):
 
 
 @pytest.mark.slow  # gradio_client uploads the 192 files one request at a time
-def test_a_real_dicom_series_gives_a_sagittal_only_result(server, tmp_path):
+def test_a_real_dicom_series_gives_a_sagittal_only_result(server, tmp_path, shared_dicom):
     client, uploads = server
     # Scanner-like names without an extension: the server must sniff the content, not the name.
     copy = tmp_path / "exam"
     copy.mkdir()
-    for k, source in enumerate(sorted(SHARED_DICOM.iterdir())):
+    for k, source in enumerate(sorted(shared_dicom.iterdir())):
         shutil.copyfile(source, copy / f"IM{k:04d}")
     label, findings, planes, report = client.predict(files=[handle_file(str(p)) for p in sorted(copy.iterdir())],
                                                      api_name="/predict")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from demo_fixtures import files_under
+from helpers import files_under
 
 from mrnet.app.uploads import UploadJanitor, remove_uploads
 

@@ -13,7 +13,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, JPEGExtended12Bit, MPEG2MPML, generate_uid
 
-from conftest import SHARED_DICOM
 from mrnet.infer import Exam, read_exam
 from mrnet.infer.errors import ExamReadError
 from mrnet.infer.reading import ExamError
@@ -29,9 +28,9 @@ def volumes() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture
-def real_series(tmp_path):
+def real_series(tmp_path, shared_dicom):
     """A writable copy of the shared real knee series (the original is read-only)."""
-    return shutil.copytree(SHARED_DICOM, tmp_path / "real")
+    return shutil.copytree(shared_dicom, tmp_path / "real")
 
 
 def assert_round_trip(got, want, max_mean_abs=3.0, min_corr=0.98):
@@ -60,8 +59,8 @@ def _real_echo_images(folder, echo_number):
     return sorted(found, key=lambda item: item[0])
 
 
-def test_real_series_reads_as_sagittal_with_its_echo_recorded():
-    exam = read_exam(SHARED_DICOM)
+def test_real_series_reads_as_sagittal_with_its_echo_recorded(shared_dicom):
+    exam = read_exam(shared_dicom)
     assert isinstance(exam, Exam) and exam.source_kind == "dicom"
     assert exam.planes == ("sagittal",) and exam.missing_planes == ("axial", "coronal")
     volume = exam.volumes["sagittal"]
@@ -80,9 +79,9 @@ def test_real_series_reads_as_sagittal_with_its_echo_recorded():
     assert exam.skipped == [] and exam.warnings == []
 
 
-def test_real_series_slices_run_right_to_left_and_images_keep_anterior_left_superior_up():
-    volume = read_exam(SHARED_DICOM).volumes["sagittal"].astype(np.float64)
-    raw = _real_echo_images(SHARED_DICOM, 8)  # sorted by LPS x: patient right (small x) first
+def test_real_series_slices_run_right_to_left_and_images_keep_anterior_left_superior_up(shared_dicom):
+    volume = read_exam(shared_dicom).volumes["sagittal"].astype(np.float64)
+    raw = _real_echo_images(shared_dicom, 8)  # sorted by LPS x: patient right (small x) first
     # Image rows of this series run inferior and columns posterior (ImageOrientationPatient), which
     # is already MRNet's sagittal layout: each slice must match its raw image, not a flipped one.
     for k in (0, 11, 23):
@@ -92,8 +91,8 @@ def test_real_series_slices_run_right_to_left_and_images_keep_anterior_left_supe
         assert np.corrcoef(volume[k].ravel(), image[:, ::-1].ravel())[0, 1] < 0.9
 
 
-def test_real_series_reads_the_same_whatever_file_names_and_instance_numbers(real_series):
-    expected = read_exam(SHARED_DICOM).volumes["sagittal"]
+def test_real_series_reads_the_same_whatever_file_names_and_instance_numbers(real_series, shared_dicom):
+    expected = read_exam(shared_dicom).volumes["sagittal"]
     paths = sorted(real_series.iterdir())
     rng = np.random.default_rng(0)
     for path, name in zip(paths, rng.permutation(len(paths))):

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED_DICOM
 from mrnet.infer.cli import app
 from mrnet.infer.registry import TASKS
 
@@ -53,9 +52,9 @@ def test_csv_has_one_row_per_exam_for_a_data_set_root(phantom_root, tiny_bundle)
     assert all(0 <= float(r["acl_probability"]) <= 1 for r in rows)
 
 
-def test_the_real_dicom_series_gives_a_sagittal_result(tiny_bundle, tmp_path):
+def test_the_real_dicom_series_gives_a_sagittal_result(tiny_bundle, tmp_path, shared_dicom):
     study = tmp_path / "study"
-    shutil.copytree(SHARED_DICOM, study)
+    shutil.copytree(shared_dicom, study)
     result = _predict(study, "--models", tiny_bundle, "--format", "json")
     assert result.exit_code == 0, result.output
     exam = json.loads(result.output)["exams"][0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mrnet.infer.errors import InputError
 from mrnet.infer.registry import NORMALISED_MAX, NORMALISED_MIN
 from mrnet.train.adversarial import fgsm
 from mrnet.train.data import weighted_bce
@@ -72,5 +73,6 @@ def test_eps_zero_returns_the_input(model_and_input):
 
 def test_unknown_clamp_is_refused(model_and_input):
     model, x, y = model_and_input
-    with pytest.raises(ValueError, match="seed-compat"):
+    with pytest.raises(InputError, match="seed-compat") as refused:
         fgsm(model, x, y, 1e-3, clamp="zero-one")
+    assert refused.value.code == "BAD_OPTION" and refused.value.option == "clamp"

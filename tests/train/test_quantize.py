@@ -16,13 +16,13 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import train_cli
+from helpers import train_cli
 from mrnet.infer.bundle import available_precisions, load_bundle, sha256_file
 from mrnet.infer.errors import BundleError
 from mrnet.infer.predictor import Predictor
 from mrnet.infer.registry import PLANES, TASKS, model_key
 from mrnet.train import quantize
-from mrnet.train.experiment import read_run
+from mrnet.train.rundir import read_run
 
 KEYS = [model_key(p, t) for p in PLANES for t in TASKS]
 
@@ -46,7 +46,7 @@ def int8_bundle(tiny_bundle, tiny_run, tmp_path_factory):
 def _valid_has_both_classes(tiny_run, task):
     from mrnet.infer.dataset import load_split
 
-    labels = load_split(read_run(tiny_run)["config"]["data"], "valid").labels[task]
+    labels = load_split(read_run(tiny_run).spec.data, "valid").labels[task]
     return labels.min() != labels.max()
 
 
@@ -84,8 +84,8 @@ def test_manifest_records_precision_calibration_and_deltas(int8_bundle, tiny_run
     record = json.loads((folder / "manifest.json").read_text())["quantization"]
     run = read_run(tiny_run)
     split = quantize.calibration_split(run)
-    assert split.ids == tuple(run["tune_ids"])
-    assert record["calibration"] == {"split": "tune", "exams": len(run["tune_ids"]),
+    assert split.ids == tuple(run.tune_ids)
+    assert record["calibration"] == {"split": "tune", "exams": len(run.tune_ids),
                                      "fingerprint": quantize.calibration_fingerprint(split, PLANES)}
     assert record["calibration"]["fingerprint"].startswith("sha256:")
     assert record["method"]["format"] == "QDQ" and record["gate"]["max_abs_auc_delta"] == 1.0

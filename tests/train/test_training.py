@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import train_cli
+from helpers import train_cli
 from mrnet.infer.synthetic.dataset import write_dataset
 from mrnet.infer.synthetic.phantom import PhantomConfig
-from mrnet.train.experiment import read_run
+from mrnet.train.rundir import read_run
 
 
 @pytest.mark.slow
@@ -89,7 +89,7 @@ def test_advtrain_writes_a_comparison_report(tiny_run, phantom_root, tmp_path):
     train_cli("advtrain", str(phantom_root), "--from", str(tiny_run), "--out", str(out), "--eps", "1e-3",
               "--retrain-pct", "10", "--epochs", "1", "--jobs", "2")
     run = read_run(out)
-    assert run["kind"] == "advtrain" and run["config"]["eps"] == 1e-3
+    assert run.kind == "advtrain" and run.spec.eps == 1e-3
     summary = json.loads((out / "models" / "coronal-meniscus" / "done.json").read_text())
     assert summary["mode"] == "advtrain" and summary["protocol"] == "seed"
     rows = (out / "models" / "coronal-meniscus" / "metrics.csv").read_text().splitlines()

@@ -1,9 +1,5 @@
 """Fixtures of the web demo's tests: one Predictor, a phantom exam on disk (the server itself is
-`mrnet.app.ui.serving`).
-
-Imported by the test modules rather than kept in a conftest.py: the suite's other test folders do
-`from conftest import ...`, and a second conftest module would take that name from them.
-"""
+`mrnet.app.ui.serving`)."""
 
 from __future__ import annotations
 
@@ -35,8 +31,3 @@ def phantom_files(tmp_path_factory) -> list[Path]:
         np.save(folder / f"{plane}.npy", volume)
         paths.append(folder / f"{plane}.npy")
     return paths
-
-
-def files_under(folder: Path) -> list[Path]:
-    """Every file (not folder) below `folder`."""
-    return sorted(p for p in folder.rglob("*") if p.is_file())

@@ -1,9 +1,10 @@
 """What the three command-line tools share: one-line errors, exit statuses, `--debug`.
 
-A typed `MRNetError` becomes one line naming the file (or the option) and the stable code, and its
-family's exit status (bad input 2, model bundle 3, failed run 4: see `errors.py`). Anything else is a bug: one line and exit 1. The traceback
-is shown only with `--debug`. The policy sits in the click command classes, so it holds for the
-installed scripts and for `typer.testing.CliRunner` alike.
+A typed `MRNetError` becomes one line naming the file (or the option) and the stable code, and
+its family's exit status (bad input 2, model bundle 3, failed run 4: see `errors.py`). Anything
+else is a bug: one line and exit 1. The traceback is shown only with `--debug`. The policy sits in
+the click command classes, so it holds for the installed scripts and for `typer.testing.CliRunner`
+alike.
 """
 
 from __future__ import annotations

@@ -177,6 +177,20 @@ def _print_summary_table(summaries: list[dict], title: str) -> None:
     out.print(table)
 
 
+def _seeds(text: str | None) -> tuple[int, ...] | None:
+    from mrnet.infer.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        seeds = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError("BAD_OPTION", f"comma-separated whole numbers, not {text!r}", option="seeds") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise InputError("BAD_OPTION", f"one or more distinct seeds, not {text!r}", option="seeds")
+    return seeds
+
+
 def _spec(data: Path, preset: str, backbone, epochs, planes: str, tasks: str, seed: int, pretrained: str,
           select_on: str, device: str, workers: int, lr: float | None = None):
     """A baseline RunSpec from the command line's options (the spec checks them itself)."""
@@ -200,7 +214,9 @@ Tasks = Annotated[str, typer.Option(help="Comma-separated tasks (abnormal, acl, 
 PresetOpt = Annotated[str, typer.Option(help="paper (mrnet-baseline, 50 epochs) or demo (minutes on a CPU).")]
 BackboneOpt = Annotated[Optional[str], typer.Option(help="alexnet (mrnet-baseline) or tiny; default: the preset's.")]
 EpochsOpt = Annotated[Optional[int], typer.Option(min=1, help="Override the preset's number of epochs.")]
-SeedOpt = Annotated[int, typer.Option(help="Seed of the tuning split, the order of exams and the initial weights.")]
+SeedsOpt = Annotated[str, typer.Option(help="Replicate seeds, comma-separated: each a full replicate (initial "
+                                              "weights, exam order, augmentation, FGSM subset); several write "
+                                              "OUT/seed-<k>.")]
 PretrainedOpt = Annotated[str, typer.Option(help="auto, none, imagenet or a local weights file.")]
 SelectOpt = Annotated[str, typer.Option(help="tune (held out of train) or valid (biased; the paper's protocol).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
@@ -215,16 +231,19 @@ ClampOpt = Annotated[str, typer.Option(help="valid, or seed-compat (the paper's 
 @app.command()
 def baseline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")],
              planes: Planes = "all", tasks: Tasks = "all", preset: PresetOpt = "paper",
-             backbone: BackboneOpt = None, epochs: EpochsOpt = None, seed: SeedOpt = 0,
+             backbone: BackboneOpt = None, epochs: EpochsOpt = None, seeds: SeedsOpt = "0",
              lr: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
              pretrained: PretrainedOpt = "auto", select_on: SelectOpt = "tune", device: DeviceOpt = "auto",
              jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False):
     """Train the mrnet-baseline models, one per (plane, task). Re-running resumes."""
-    from mrnet.train.pipeline import run_baseline
+    from mrnet.train.pipeline import baseline_replicates, run_replicates
 
-    spec = _spec(data, preset, backbone, epochs, planes, tasks, seed, pretrained, select_on, device, workers, lr)
+    chosen = _seeds(seeds)
+    spec = _spec(data, preset, backbone, epochs, planes, tasks, chosen[0], pretrained, select_on, device, workers, lr)
     with _TrainingProgress(quiet, jobs) as ui:
-        run_baseline(spec, out_dir, jobs, ui.hooks())
+        result = run_replicates(baseline_replicates(spec, chosen), out_dir, jobs, ui.hooks())
+    if len(chosen) > 1:
+        out.print(f"report of the {len(chosen)} seeds: {result.report}")
 
 
 @app.command()
@@ -233,14 +252,18 @@ def advtrain(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Optio
              retrain_pct: Annotated[Optional[float], typer.Option(
                  "--retrain-pct", min=0.0, max=100.0, help="% of training exams made adversarial per epoch.")] = None,
              protocol: ProtocolOpt = "seed", clamp: ClampOpt = "valid", epochs: EpochsOpt = None,
+             seeds: Annotated[Optional[str], typer.Option(
+                 help="Replicate seeds to retrain (default: every seed the baseline has).")] = None,
              device: DeviceOpt = "auto", jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False):
-    """Retrain a baseline run with FGSM adversarial examples (the seed paper's method)."""
-    from mrnet.train.pipeline import advtrain_spec, run_advtrain
+    """Retrain a baseline run (or each seed of a replicate set) with FGSM adversarial examples."""
+    from mrnet.train.pipeline import advtrain_replicates, run_replicates
 
-    spec = advtrain_spec(from_run, data, device, workers, eps=eps, retrain_pct=retrain_pct, protocol=protocol,
-                         clamp=clamp, epochs=epochs)
+    specs = advtrain_replicates(from_run, _seeds(seeds), data, device, workers, eps=eps, retrain_pct=retrain_pct,
+                                protocol=protocol, clamp=clamp, epochs=epochs)
     with _TrainingProgress(quiet, jobs) as ui:
-        run_advtrain(spec, out_dir, jobs, ui.hooks())
+        result = run_replicates(specs, out_dir, jobs, ui.hooks())
+    if len(specs) > 1:
+        out.print(f"report of the {len(specs)} seeds: {result.report}")
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -256,18 +279,22 @@ def _floats(text: str, option: str) -> list[float]:
 def sweep(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Option("--out", help="Sweep folder.")],
           eps: Annotated[str, typer.Option(help="Comma-separated eps values.")] = "0,1e-5,1e-4,1e-3,3e-3",
           retrain_pct: Annotated[str, typer.Option("--retrain-pct", help="Comma-separated %.")] = "1,2,6,10",
-          table_eps: Annotated[float, typer.Option(help="The eps shown in Table 2.")] = 1e-5,
+          table_eps: Annotated[Optional[float], typer.Option(
+              help="The eps Table 2 shows (default: a table for each non-zero eps).")] = None,
           protocol: ProtocolOpt = "seed", clamp: ClampOpt = "valid", epochs: EpochsOpt = None,
+          seeds: Annotated[Optional[str], typer.Option(
+              help="Replicate seeds (default: every seed the baseline has).")] = None,
           device: DeviceOpt = "auto", jobs: JobsOpt = 1, quiet: QuietOpt = False):
     """Retrain over a grid of eps x retrain %, then write the paper's Table 2 (and the grid).
 
     Each configuration has its own folder keyed by a hash of its config; re-running skips finished
     ones and resumes unfinished ones.
     """
-    from mrnet.train.pipeline import advtrain_spec, run_sweep
+    from mrnet.train.pipeline import advtrain_replicates, run_sweep
 
     eps_values, pct_values = _floats(eps, "eps"), _floats(retrain_pct, "retrain_pct")
-    spec = advtrain_spec(from_run, data, device, 0, protocol=protocol, clamp=clamp, epochs=epochs)
+    spec = advtrain_replicates(from_run, _seeds(seeds), data, device, 0, protocol=protocol, clamp=clamp,
+                               epochs=epochs)
     with _TrainingProgress(quiet, jobs=max(jobs, 2)) as ui:  # one bar over the grid's models
         result = run_sweep(spec, eps_values, pct_values, out_dir, table_eps, jobs, ui.hooks())
     out.print(f"Table 2: {result.table2}  ({result.table2_csv.name}, full grid {result.grid_csv.name})")
@@ -315,7 +342,7 @@ def export(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A finish
 
 @app.command()
 def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pipeline folder.")],
-             preset: PresetOpt = "demo", backbone: BackboneOpt = None, epochs: EpochsOpt = None, seed: SeedOpt = 0,
+             preset: PresetOpt = "demo", backbone: BackboneOpt = None, epochs: EpochsOpt = None, seeds: SeedsOpt = "0",
              pretrained: PretrainedOpt = "auto", device: DeviceOpt = "auto", jobs: JobsOpt = 1,
              workers: WorkersOpt = 0, quiet: QuietOpt = False):
     """Baseline, FGSM retraining, fusion, export and report, in one command (resumable).
@@ -324,9 +351,10 @@ def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pi
     """
     from mrnet.train.pipeline import run_pipeline
 
-    spec = _spec(data, preset, backbone, epochs, "all", "all", seed, pretrained, "tune", device, workers)
+    chosen = _seeds(seeds)
+    spec = _spec(data, preset, backbone, epochs, "all", "all", chosen[0], pretrained, "tune", device, workers)
     with _TrainingProgress(quiet, jobs) as ui:
-        result = run_pipeline(spec, out_dir, jobs, ui.hooks())
+        result = run_pipeline(spec, out_dir, jobs, ui.hooks(), seeds=chosen)
     out.print(f"bundle: {result.bundle}\nreport: {result.advtrain.report}")
 
 

@@ -64,6 +64,11 @@ def pick_fraction(n: int, fraction: float, seed: int, epoch: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=count, replace=False))
 
 
+# The tuning split is drawn with this seed whatever a run's own seed: it belongs to the data, so
+# replicate seeds of a run are selected, fused and compared on the same exams.
+TUNING_SPLIT_SEED = 0
+
+
 def split_tuning(train: MRNetSplit, fraction: float, seed: int) -> tuple[MRNetSplit, MRNetSplit]:
     """Hold out a stratified tuning split from train (for model selection and fusion).
 

@@ -55,3 +55,20 @@ def fit_fusion(run_dir, planes: tuple[str, ...], tasks: tuple[str, ...] = TASKS)
                 "tune_auc": metrics.auc(y, tune_p),
                 "valid": metrics.at_threshold([valid_y[i] for i in valid_ids], valid_p, model.threshold)}
     return fusion, report
+
+
+def fused_predictions(run_dir, planes: tuple[str, ...], tasks: tuple[str, ...] = TASKS,
+                      split: str = "valid") -> dict[str, dict[str, np.ndarray]]:
+    """Per task, the fused probability of every exam of `split` over all of `planes` (the fusion the
+    bundle ships, fitted on the tuning split): {"exam_id", "label", "probability"} arrays."""
+    fusion, _ = fit_fusion(run_dir, planes, tasks)
+    out = {}
+    for task in tasks:
+        model = FusionModel.from_dict(fusion[task][subset_key(planes)])
+        logits = {}
+        for plane in planes:
+            logits[plane], labels = _split(run_dir, plane, task, split)
+        ids = sorted(labels)
+        out[task] = {"exam_id": np.array(ids), "label": np.array([labels[i] for i in ids]),
+                     "probability": np.array([model.probability({p: logits[p][i] for p in planes}) for i in ids])}
+    return out

@@ -117,23 +117,35 @@ class VolumeModel(nn.Module):
         return self.net.forward_volume_with_cam(volume, one_channel=True)
 
 
+def _imagenet_alexnet(announce) -> dict:
+    """torchvision's IMAGENET1K_V1 AlexNet state dict: from its cache, else downloaded into it."""
+    from torchvision.models import AlexNet_Weights
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
+    if not cached.exists():
+        announce(f"No cached ImageNet AlexNet weights at {cached}: asking torchvision to download them.")
+    try:
+        return AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+    except Exception as error:  # noqa: BLE001 - no network, a proxy, a truncated file: all the same to the user
+        raise InputError("PRETRAINED_UNAVAILABLE", f"ImageNet AlexNet weights are not in torchvision's cache and "
+                         f"could not be downloaded ({type(error).__name__}); place {ALEXNET_WEIGHTS_FILE} in "
+                         f"{cached.parent}, give a weights file, or choose none to start from random weights",
+                         option="pretrained") from None
+
+
 def load_pretrained(model: MRNet, pretrained: str, announce=print) -> str:
     """Initialise the backbone. Returns what was used ("imagenet", "random" or a path).
 
-    `auto` takes torchvision's cached ImageNet AlexNet when present and otherwise says, once, that
-    training starts from random weights. `imagenet` lets torchvision download (needs network access).
-    A path loads a local file (a torchvision AlexNet state dict, or a full MRNet state dict).
+    `auto` and `imagenet` start AlexNet from ImageNet, as mrnet-baseline does: torchvision's cache
+    first, then torchvision's download (into that cache); when neither works the run stops with
+    PRETRAINED_UNAVAILABLE, which says where to place the file, rather than quietly training from
+    random weights. `none` starts from random weights. A path loads a local file (a torchvision
+    AlexNet state dict, or a full MRNet state dict). The tiny backbone has no pretrained weights.
     """
     if model.backbone_name != "alexnet" or pretrained == "none":
         return "random"
     if pretrained in ("auto", "imagenet"):
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
-        if pretrained == "auto" and not cached.exists():
-            announce(f"No cached ImageNet AlexNet weights at {cached}: starting from random weights.")
-            return "random"
-        from torchvision.models import AlexNet_Weights
-
-        state = AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        state = _imagenet_alexnet(announce)
         model.features.load_state_dict({k[len("features."):]: v for k, v in state.items()
                                         if k.startswith("features.")})
         return "imagenet"

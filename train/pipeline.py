@@ -3,7 +3,8 @@
     run_baseline(spec, out)                         the mrnet-baseline models of a RunSpec
     run_advtrain(spec, out)                         their FGSM retraining (spec = baseline.advtrain(...))
     run_sweep(spec, eps, pcts, out, table_eps)      retraining over an (eps, retrain %) grid, Table 2
-    run_pipeline(spec, out)                         baseline, FGSM retraining, bundle: the demo's journey
+    run_pipeline(spec, out, seeds)                  baseline, FGSM retraining, bundle: the demo's journey
+    run_replicates(specs, out)                      the same run for several seeds (OUT/seed-<k>/)
     run_model(spec, run_dir, plane, task)           one (plane, task) model: the unit of work that a
                                                     process pool (or a cluster) runs
 
@@ -19,13 +20,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from mrnet.infer.dataset import MRNetSplit, fingerprint, load_split
 from mrnet.infer.errors import InputError
 from mrnet.infer.registry import model_key
 
-from .rundir import RunFolder, RunRecord
+from .rundir import RunFolder, RunRecord, replicate_folders, replicate_path
 from .spec import PRETRAINED, ModelJob, RunSpec
 
 
@@ -50,8 +51,14 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class ReplicateResult:
+    runs: list[RunResult]  # one per seed
+    report: Path  # the set's report; for one seed, the run's own
+
+
+@dataclass(frozen=True)
 class SweepResult:
-    runs: list[tuple[float, float, Path]]  # (eps, retrain %, run folder) per configuration
+    runs: list[tuple[float, float, int, Path]]  # (eps, retrain %, seed, run folder) per configuration
     table2: Path
     table2_csv: Path
     grid_csv: Path
@@ -59,8 +66,8 @@ class SweepResult:
 
 @dataclass(frozen=True)
 class PipelineResult:
-    baseline: RunResult
-    advtrain: RunResult
+    baseline: ReplicateResult
+    advtrain: ReplicateResult
     bundle: Path
 
 
@@ -101,9 +108,11 @@ def splits_of(spec: RunSpec, tune_ids: tuple[str, ...]):
 
 
 def _tuning_split(spec: RunSpec, train: MRNetSplit) -> tuple[str, ...]:
-    from .data import split_tuning
+    """Held out of train for selection and fusion. Its seed is fixed, not the run's: replicates of a
+    run (other seeds) must be selected, fused and compared on the same tuning exams."""
+    from .data import TUNING_SPLIT_SEED, split_tuning
 
-    return split_tuning(train, spec.preset.tune_fraction, spec.seed)[1].ids
+    return split_tuning(train, spec.preset.tune_fraction, TUNING_SPLIT_SEED)[1].ids
 
 
 def model_jobs(spec: RunSpec) -> list[ModelJob]:
@@ -218,7 +227,38 @@ def advtrain_spec(from_run: str | Path, data: str | Path | None = None, device: 
     return baseline.advtrain(from_run, **changes)
 
 
-def sweep_specs(spec: RunSpec, eps_values: list[float], pct_values: list[float]) -> list[RunSpec]:
+def run_replicates(specs: Sequence[RunSpec], out: str | Path, jobs: int = 1,
+                   hooks: Hooks | None = None) -> ReplicateResult:
+    """The same run for each seed of `specs` (specs that differ in their seed, and for FGSM
+    retraining in the baseline replicate they start from): OUT itself for one seed, OUT/seed-<k> for
+    several, and then the set's report (mean +- sd across seeds, the two-level comparison)."""
+    from .replicates import write_set_report
+
+    hooks = hooks or Hooks()
+    seeds = tuple(s.seed for s in specs)
+    if not specs or len(set(seeds)) != len(seeds):
+        raise InputError("BAD_OPTION", f"one spec per seed, each seed once, not {list(seeds)}", option="seeds")
+    results = [_train(s, replicate_path(out, s.seed, seeds), jobs, hooks) for s in specs]
+    return ReplicateResult(results, results[0].report if len(results) == 1 else write_set_report(out))
+
+
+def baseline_replicates(spec: RunSpec, seeds: Sequence[int]) -> list[RunSpec]:
+    return [replace(spec, seed=seed) for seed in seeds]
+
+
+def advtrain_replicates(from_run: str | Path, seeds: Sequence[int] | None = None, data: str | Path | None = None,
+                        device: str = "auto", workers: int = 0, **changes) -> list[RunSpec]:
+    """FGSM retraining specs of a baseline run or replicate set, one per seed (default: every seed
+    the baseline has); `changes` as `advtrain_spec`'s."""
+    folders = replicate_folders(from_run)
+    missing = [seed for seed in (seeds or ()) if seed not in folders]
+    if missing:
+        raise InputError("BASELINE_INCOMPLETE", f"no baseline run for seed(s) {', '.join(map(str, missing))} "
+                         f"(it has {', '.join(map(str, folders))})", from_run, option="seeds")
+    return [advtrain_spec(folders[seed], data, device, workers, **changes) for seed in (seeds or folders)]
+
+
+def sweep_specs(spec: RunSpec, eps_values: Sequence[float], pct_values: Sequence[float]) -> list[RunSpec]:
     """One advtrain spec per (eps, retrain %) of the grid."""
     return [replace(spec, kind="advtrain", eps=eps, retrain_pct=pct) for eps in eps_values for pct in pct_values]
 
@@ -230,45 +270,66 @@ def _sweep_one(spec: RunSpec, folder: str, jobs: int) -> list[dict]:
     return _train(spec, folder, 1, Hooks()).summaries
 
 
-def run_sweep(spec: RunSpec, eps_values: list[float], pct_values: list[float], out: str | Path,
-              table_eps: float, jobs: int = 1, hooks: Hooks | None = None) -> SweepResult:
-    """Retrain `spec`'s baseline over the (eps, retrain %) grid, then write Table 2 and the grid.
+def table_eps_values(eps_values: Sequence[float], table_eps: float | None) -> list[float]:
+    """The eps Table 2 is written for: the one asked for, or else each non-zero eps (or the only one)."""
+    if table_eps is not None:
+        if table_eps not in eps_values:
+            raise InputError("BAD_OPTION", f"{table_eps:g} is not one of the eps values "
+                             f"{', '.join(f'{e:g}' for e in eps_values)}", option="table_eps")
+        return [table_eps]
+    nonzero = [e for e in dict.fromkeys(eps_values) if e != 0]
+    return nonzero or list(dict.fromkeys(eps_values))
 
-    Each configuration has its own folder under OUT/runs keyed by a hash of its config; `jobs`
-    configurations run at once, in processes.
+
+def run_sweep(specs: RunSpec | Sequence[RunSpec], eps_values: Sequence[float], pct_values: Sequence[float],
+              out: str | Path, table_eps: float | None = None, jobs: int = 1,
+              hooks: Hooks | None = None) -> SweepResult:
+    """Retrain a baseline over the (eps, retrain %) grid, then write Table 2 and the grid.
+
+    `specs`: an advtrain spec of the baseline (`advtrain_spec`), or one per replicate seed
+    (`advtrain_replicates`). Each (configuration, seed) has its own folder under OUT/runs keyed by a
+    hash of its config; `jobs` of them run at once, in processes. Table 2 is written for `table_eps`,
+    or for each non-zero eps.
     """
-    from . import report
+    from . import table2
 
     hooks = hooks or Hooks()
-    if table_eps not in eps_values:
-        raise InputError("BAD_OPTION", f"{table_eps:g} is not in the eps values", option="table_eps")
-    specs = sweep_specs(spec, eps_values, pct_values)
-    runs = [(s.eps, s.retrain_pct, Path(out) / "runs" / s.config_hash()) for s in specs]
-    hooks.stage("sweep", len(specs) * len(spec.planes) * len(spec.tasks))
+    specs = [specs] if isinstance(specs, RunSpec) else list(specs)
+    tables = table_eps_values(eps_values, table_eps)
+    grid = [s for base in specs for s in sweep_specs(base, eps_values, pct_values)]
+    runs = [(s.eps, s.retrain_pct, s.seed, Path(out) / "runs" / s.config_hash()) for s in grid]
+    hooks.stage("sweep", len(grid) * len(specs[0].planes) * len(specs[0].tasks))
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for summaries in pool.map(_sweep_one, specs, [str(f) for _, _, f in runs], [jobs] * len(specs)):
+            for summaries in pool.map(_sweep_one, grid, [str(f) for *_, f in runs], [jobs] * len(grid)):
                 for summary in summaries:
                     hooks.model_done(summary)
     else:
-        for s, (_, _, folder) in zip(specs, runs):
+        for s, (*_, folder) in zip(grid, runs):
             _train(s, folder, 1, replace(hooks, progress=lambda job: None, stage=lambda name, n: None,
                                          run_done=lambda result: None))
-    paths = report.write_table2(out, spec.from_run, runs, table_eps)
+    baselines = {s.seed: Path(s.from_run) for s in specs}
+    paths = table2.write_table2(out, baselines, runs, tables)
     return SweepResult(runs, *paths)
 
 
-def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None) -> PipelineResult:
+def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None,
+                 seeds: Sequence[int] | None = None) -> PipelineResult:
     """Baseline, FGSM retraining (the preset's eps and retrain %), export: OUT/baseline, OUT/advtrain
-    (its report compares against the baseline) and OUT/bundle. Resumable like its parts."""
+    (its report compares against the baseline) and OUT/bundle, for `spec.seed` or for each of
+    `seeds` (OUT/baseline/seed-<k>, ...; the bundle ships the first seed's models). Resumable."""
     from .export import export_run
 
     hooks = hooks or Hooks()
     out = Path(out)
-    baseline = run_baseline(spec, out / "baseline", jobs, hooks)
-    advtrain = run_advtrain(spec.advtrain(out / "baseline"), out / "advtrain", jobs, hooks)
+    seeds = tuple(seeds or (spec.seed,))
+    bases = baseline_replicates(spec, seeds)
+    baseline = run_replicates(bases, out / "baseline", jobs, hooks)
+    advtrain = run_replicates([b.advtrain(replicate_path(out / "baseline", b.seed, seeds)) for b in bases],
+                              out / "advtrain", jobs, hooks)
     bundle = out / "bundle"
     if not (bundle / "manifest.json").exists():
         hooks.stage("export", len(spec.planes) * len(spec.tasks))
-        export_run(out / "advtrain", bundle, on_model=hooks.exported)
+        export_run(advtrain.runs[0].folder, bundle, on_model=hooks.exported)
     return PipelineResult(baseline, advtrain, bundle)
+

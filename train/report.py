@@ -1,18 +1,19 @@
-"""What a run reports: report.md, learning curves, ROC curves, and the paper's Table 2 for a sweep."""
+"""What a run reports: report.md (with its learning curves and ROC curves, `plots.py`)."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
 from mrnet.infer.errors import InputError
-from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, TASK_TITLES, TASKS, model_key
+from mrnet.infer.registry import NOT_FOR_CLINICAL_USE
 
-from . import metrics
+from . import metrics, plots
 from .checkpoint import save_text
+from .comparison import Items, compare_replicates, mean_auc, mean_auc_ci
+from .fusion import fused_predictions
 from .rundir import RunFolder
 
 METRICS = ("auc", "accuracy", "sensitivity", "specificity")
@@ -46,79 +47,48 @@ def compare(models: dict[str, dict], baseline: dict[str, dict], seed: int = 0) -
     return out
 
 
-def _plot_learning_curves(models, baseline, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(PLANES), len(TASKS), figsize=(12, 9), sharey=True, squeeze=False)
-    for r, plane in enumerate(PLANES):
-        for c, task in enumerate(TASKS):
-            ax, key = axes[r][c], model_key(plane, task)
-            offset = 0
-            if baseline and key in baseline:
-                rows = [e for e in baseline[key]["epochs"] if e["epoch"] > 0]
-                ax.plot([e["epoch"] for e in rows], [e["valid_auc"] for e in rows], "o-", ms=3, color="tab:blue",
-                        label="baseline")
-                offset = max((e["epoch"] for e in rows), default=0)
-            if key in models:
-                rows = models[key]["epochs"]
-                is_adv = models[key]["summary"]["mode"] == "advtrain"
-                ax.plot([offset * is_adv + e["epoch"] for e in rows], [e["valid_auc"] for e in rows], "o-", ms=3,
-                        color="tab:red" if is_adv else "tab:blue", label="FGSM retrained" if is_adv else "baseline")
-            ax.set_title(f"{plane} · {TASK_TITLES[task]}", fontsize=10)
-            ax.set_ylim(0.3, 1.02)
-            ax.grid(alpha=0.3)
-            if r == len(PLANES) - 1:
-                ax.set_xlabel("epoch")
-            if c == 0:
-                ax.set_ylabel("valid AUC")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="upper right")
-    fig.suptitle("Validation AUC per epoch")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+def headline_items(run_dir: str | Path) -> dict[str, Items]:
+    """The valid predictions behind a run's two headline numbers: the fused task probabilities (the
+    MRNet leaderboard ranks the mean of the fused task AUCs) and the single-plane models'."""
+    run = RunFolder(run_dir).record()
+    models = RunFolder(run_dir).finished_models()
+    out = {}
+    if len(models) == len(run.spec.planes) * len(run.spec.tasks):
+        fused = fused_predictions(run_dir, run.spec.planes, run.spec.tasks)
+        tasks = run.spec.tasks
+        out["fused"] = Items([fused[t]["label"] for t in tasks], [fused[t]["probability"] for t in tasks])
+    if models:
+        valid = [m.predictions["valid"] for m in models.values()]
+        out["models"] = Items([v["label"] for v in valid], [v["probability"] for v in valid])
+    return out
 
 
-def _plot_roc(models, baseline, path: Path) -> None:
-    import matplotlib
+HEADLINES = {"fused": "leaderboard: mean of the {n} fused task AUCs", "models": "mean of the {n} single-plane AUCs"}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
 
-    fig, axes = plt.subplots(len(PLANES), len(TASKS), figsize=(12, 12), squeeze=False)
-    for r, plane in enumerate(PLANES):
-        for c, task in enumerate(TASKS):
-            ax, key = axes[r][c], model_key(plane, task)
-            curves = []
-            if baseline and key in baseline:
-                curves.append(("baseline", baseline[key], "tab:blue"))
-            if key in models:
-                adv = models[key]["summary"]["mode"] == "advtrain"
-                curves.append(("FGSM retrained" if adv else "baseline", models[key], "tab:red" if adv else "tab:blue"))
-            for name, model, colour in curves:
-                valid = model["predictions"]["valid"]
-                if valid["label"].min() == valid["label"].max():
-                    continue
-                fpr, tpr, _ = roc_curve(valid["label"], valid["probability"])
-                ax.plot(fpr, tpr, color=colour, label=f"{name} (AUC {model['summary']['valid']['auc']:.3f})")
-            ax.plot([0, 1], [0, 1], ":", color="grey")
-            ax.set_title(f"{plane} · {TASK_TITLES[task]}", fontsize=10)
-            ax.set_aspect("equal")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7, loc="lower right")
-            if r == len(PLANES) - 1:
-                ax.set_xlabel("1 - specificity")
-            if c == 0:
-                ax.set_ylabel("sensitivity")
-    fig.suptitle("ROC curves on the valid split")
-    fig.tight_layout()
-    fig.savefig(path, dpi=70)
-    plt.close(fig)
+def headline_section(run_dir: str | Path, baseline_dir: str | Path | None, seed: int = 0) -> list[str]:
+    """The report's first table: the leaderboard metric and the mean of the single-plane AUCs, with
+    bootstrap CIs, and for a retrained run the paired difference against its baseline."""
+    items = headline_items(run_dir)
+    base = headline_items(baseline_dir) if baseline_dir else {}
+    header = "| headline (valid split) | AUC [95 % CI] |" + (" baseline | Δ [95 % CI] | p |" if base else "")
+    lines = ["## Headline", "", header, "|" + "---|" * (header.count("|") - 1)]
+    for name in ("fused", "models"):
+        if name not in items:
+            continue
+        low, high = mean_auc_ci(items[name], seed=seed)
+        row = (f"| {HEADLINES[name].format(n=len(items[name].labels))} | {_fmt(mean_auc(items[name]))} "
+               f"[{_fmt(low)}, {_fmt(high)}] |")
+        if name in base:
+            d = compare_replicates([base[name]], [items[name]], seed=seed)
+            row += (f" {_fmt(mean_auc(base[name]))} | {d['delta']:+.3f} [{_fmt(d['low'])}, {_fmt(d['high'])}] | "
+                    f"{_fmt(d['p_value'])} |")
+        lines.append(row)
+    lines += ["", "The MRNet leaderboard ranks the mean of the three fused task AUCs (each task's plane models "
+              "fused by the logistic regression fitted on the tuning split). CIs: percentile bootstrap of the valid "
+              "exams, resampled jointly for every task or model" + ("; Δ and p: paired bootstrap on the same exams."
+                                                                    if base else "."), ""]
+    return lines
 
 
 def write_run_report(run_dir: str | Path) -> Path:
@@ -129,8 +99,8 @@ def write_run_report(run_dir: str | Path) -> Path:
     baseline_dir = run.spec.from_run
     baseline = load_models(baseline_dir) if run.kind == "advtrain" and baseline_dir else None
     comparison = compare(models, baseline, seed=run.spec.seed) if baseline else {}
-    _plot_learning_curves(models, baseline, run_dir / "learning_curves.png")
-    _plot_roc(models, baseline, run_dir / "roc.png")
+    plots.learning_curves(models, baseline, run_dir / "learning_curves.png")
+    plots.roc_curves(models, baseline, run_dir / "roc.png")
 
     config = run.spec.identity()
     lines = [f"# MRNet {'FGSM retraining' if baseline else 'baseline'} report", "",
@@ -152,6 +122,7 @@ def write_run_report(run_dir: str | Path) -> Path:
            f"retrain {config['retrain_pct']:g} %, protocol {config['protocol']}, clamp {config['clamp']}"),
         f"- selection on the {config['select_on']} split; thresholds: 0.5 and Youden's (chosen on the tuning split)",
         f"- versions: {', '.join(f'{k} {v}' for k, v in run.versions.items())}", "",
+        *headline_section(run_dir, baseline_dir if baseline else None, seed=run.spec.seed),
         "## Valid split, per model", "",
     ]
     header = "| model | AUC [95 % CI] | acc | sens | spec | acc (Y) | sens (Y) | spec (Y) |"
@@ -184,65 +155,3 @@ def write_run_report(run_dir: str | Path) -> Path:
     path = run_dir / "report.md"
     save_text("\n".join(lines), path)
     return path
-
-
-def write_table2(sweep_dir: str | Path, baseline_dir: str | Path, runs: list[tuple[float, float, Path]],
-                 table_eps: float) -> tuple[Path, Path, Path]:
-    """The paper's Table 2 (rows: baseline and baseline + advtrain, for the mean and each model;
-    columns: retrain percentages, at eps = `table_eps`), and the full (eps, p) grid."""
-    sweep_dir = Path(sweep_dir)
-    baseline = load_models(baseline_dir)
-    keys = [k for k in (model_key(p, t) for p in PLANES for t in TASKS) if k in baseline]
-    grid_rows = []
-    per_run = {}
-    for eps, pct, folder in runs:
-        models = load_models(folder)
-        per_run[(eps, pct)] = models
-        comparison = compare(models, baseline)
-        for key in keys:
-            if key in models:
-                s = models[key]["summary"]["valid"]
-                grid_rows.append({"eps": eps, "retrain_pct": pct, "model": key, **{m: s[m] for m in METRICS},
-                                  "delta_auc": comparison[key]["delta"], "p_value": comparison[key]["p_value"]})
-    with open(sweep_dir / "grid.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=["eps", "retrain_pct", "model", *METRICS, "delta_auc", "p_value"],
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(grid_rows)
-
-    pcts = sorted({pct for eps, pct, _ in runs if eps == table_eps})
-
-    def value(models, key, metric):
-        if key == "mean":
-            return mean_metrics({k: models[k] for k in keys if k in models})[metric] if models else float("nan")
-        return models[key]["summary"]["valid"][metric] if key in models else float("nan")
-
-    table_rows = []
-    for key in ["mean", *keys]:
-        for label, source in (("baseline", None), ("baseline + advtrain", "adv")):
-            for metric in METRICS:
-                for pct in pcts:
-                    models = baseline if source is None else per_run.get((table_eps, pct), {})
-                    table_rows.append({"model": key, "row": label, "metric": metric, "retrain_pct": pct,
-                                       "eps": table_eps, "value": value(models, key, metric)})
-    with open(sweep_dir / "table2.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=["model", "row", "metric", "retrain_pct", "eps", "value"],
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(table_rows)
-
-    lookup = {(r["model"], r["row"], r["metric"], r["retrain_pct"]): r["value"] for r in table_rows}
-    lines = ["# Table 2: baseline against FGSM retraining, by retrain percentage", "",
-             f"**{NOT_FOR_CLINICAL_USE}** Valid split; eps = {table_eps:g}; models selected on the tuning split "
-             "unless the runs say otherwise.", ""]
-    for metric in METRICS:
-        lines += [f"## {metric}", "", "| model | row | " + " | ".join(f"{p:g} %" for p in pcts) + " |",
-                  "|---|---|" + "---|" * len(pcts)]
-        for key in ["mean", *keys]:
-            for label in ("baseline", "baseline + advtrain"):
-                cells = " | ".join(_fmt(lookup[(key, label, metric, p)]) for p in pcts)
-                lines.append(f"| {'**mean**' if key == 'mean' else key} | {label} | {cells} |")
-        lines.append("")
-    lines += ["The full (eps, retrain %) grid, with the paired-bootstrap AUC differences, is in grid.csv.", ""]
-    save_text("\n".join(lines), sweep_dir / "table2.md")
-    return sweep_dir / "table2.md", sweep_dir / "table2.csv", sweep_dir / "grid.csv"

@@ -189,3 +189,25 @@ class RunFolder:
 def read_run(path: str | Path) -> RunRecord:
     """The record of the run in `path` (run.json)."""
     return RunFolder(path).record()
+
+
+# A replicate set: the same run trained with several seeds, one run folder per seed.
+#     SET/seed-<seed>/   a run folder as above       SET/report.md   the set's report (replicates.py)
+SEED_FOLDER = "seed-"
+
+
+def replicate_path(out: str | Path, seed: int, seeds: tuple[int, ...]) -> Path:
+    """Where the run of `seed` goes: `out` itself for a single seed, else `out/seed-<seed>`."""
+    return Path(out) if len(seeds) == 1 else Path(out) / f"{SEED_FOLDER}{seed}"
+
+
+def replicate_folders(path: str | Path) -> dict[int, Path]:
+    """{seed: run folder} of a replicate set, or of a single run ({its seed: path})."""
+    path = Path(path)
+    if (path / RUN_JSON).exists():
+        return {RunFolder(path).record().spec.seed: path}
+    found = {int(p.name[len(SEED_FOLDER):]): p for p in path.glob(f"{SEED_FOLDER}*")
+             if p.name[len(SEED_FOLDER):].isdigit() and (p / RUN_JSON).exists()}
+    if not found:
+        raise InputError("NOT_A_RUN", "no run.json here, nor seed-<N> run folders: not a training run", path)
+    return dict(sorted(found.items()))

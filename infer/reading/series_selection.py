@@ -40,7 +40,8 @@ def split_echoes(images: list[ImageHeader]) -> dict[tuple, list[ImageHeader]]:
     return echoes
 
 
-def choose_echo(echoes: dict[tuple, list[ImageHeader]], plane: str, rules: dict) -> tuple[list[ImageHeader], EchoInfo | None]:
+def choose_echo(echoes: dict[tuple, list[ImageHeader]], plane: str,
+                rules: dict) -> tuple[list[ImageHeader], EchoInfo | None]:
     """One echo of a multi-echo series: the one whose echo time is closest to the sequence MRNet
     used for the plane (ties go to the shorter echo); without echo times, the first echo."""
     if len(echoes) == 1:
@@ -183,6 +184,6 @@ def reason_for(chosen: Candidate, rivals: int, by_caller: bool) -> str:
         parts.append(f"MRNet's {plane} sequence is {sequence}; this series: "
                      + (", ".join(chosen.matched) if chosen.matched else "no sequence hint")
                      + f" (score {chosen.score})")
-        parts.append(f"{len(chosen.stack.images)} slices; "
-                     + (f"the best of {rivals + 1} usable {plane} series" if rivals else f"the only usable {plane} series"))
+        parts.append(f"{len(chosen.stack.images)} slices; " + (f"the best of {rivals + 1} usable {plane} series"
+                                                               if rivals else f"the only usable {plane} series"))
     return "; ".join(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mrnet.infer.errors import InputError
 from mrnet.train.model import MRNet, VolumeModel, load_pretrained, normalise
 
 
@@ -56,8 +57,26 @@ def test_pretrained_from_a_local_file_and_auto_without_a_cache(tmp_path, monkeyp
     assert load_pretrained(target, str(path)) == str(path)
     assert torch.equal(target.features[0].weight, source.features[0].weight)
 
+    # No cache and no network (torchvision's download is made to fail as it does offline): auto
+    # stops with a coded error that says where the file goes, instead of training from random weights.
+    from torchvision.models import AlexNet_Weights
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    offline = OSError("no route to download.pytorch.org")
+    monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict",
+                        lambda self, *a, **k: (_ for _ in ()).throw(offline))
     said = []
-    assert load_pretrained(MRNet("alexnet"), "auto", announce=said.append) == "random"
-    assert len(said) == 1 and "random weights" in said[0]
+    with pytest.raises(InputError) as refused:
+        load_pretrained(MRNet("alexnet"), "auto", announce=said.append)
+    assert refused.value.code == "PRETRAINED_UNAVAILABLE" and refused.value.option == "pretrained"
+    assert str(tmp_path / "empty-hub" / "checkpoints") in refused.value.message and "none" in refused.value.message
+    assert len(said) == 1 and "download" in said[0]
     assert load_pretrained(MRNet("tiny"), "auto", announce=said.append) == "random" and len(said) == 1
+    assert load_pretrained(MRNet("alexnet"), "none", announce=said.append) == "random"
+
+    # With the download working (here: handing back known weights), auto starts from ImageNet.
+    monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict",
+                        lambda self, *a, **k: {f"features.{k}": v for k, v in source.features.state_dict().items()})
+    imagenet = MRNet("alexnet")
+    assert load_pretrained(imagenet, "auto", announce=said.append) == "imagenet"
+    assert torch.equal(imagenet.features[3].weight, source.features[3].weight)

@@ -28,17 +28,20 @@ def test_run_pipeline_from_python(phantom_root, tmp_path):
 
     assert heard["stages"] == [("baseline", 9), ("advtrain", 9), ("export", 9)]
     assert len(heard["done"]) == 18 and len(heard["exported"]) == 9
-    baseline, advtrain = read_run(result.baseline.folder), read_run(result.advtrain.folder)
+    baseline, advtrain = read_run(result.baseline.runs[0].folder), read_run(result.advtrain.runs[0].folder)
     assert baseline.spec == spec.__class__.from_dict(spec.identity())  # run.json reads back as the same spec
     assert advtrain.kind == "advtrain" and advtrain.spec.from_run == str((tmp_path / "out" / "baseline").resolve())
     assert advtrain.spec.eps == preset.eps and advtrain.tune_ids == baseline.tune_ids
-    assert len(RunFolder(result.advtrain.folder).finished_models()) == 9
+    assert len(RunFolder(result.advtrain.runs[0].folder).finished_models()) == 9
     bundle = load_bundle(result.bundle)
     assert bundle.manifest["provenance"]["training"]["config_hash"] == advtrain.config_hash
-    assert result.advtrain.report.read_text().startswith("# MRNet FGSM retraining report")
+    report = result.advtrain.report.read_text()
+    assert report.startswith("# MRNet FGSM retraining report")
+    assert "| leaderboard: mean of the 3 fused task AUCs |" in report and "mean of the 9 single-plane AUCs" in report
 
     again = run_pipeline(spec, tmp_path / "out")  # everything finished: read back, nothing retrained
-    assert [s["valid"] for s in again.advtrain.summaries] == [s["valid"] for s in result.advtrain.summaries]
+    assert [s["valid"] for s in again.advtrain.runs[0].summaries] == \
+        [s["valid"] for s in result.advtrain.runs[0].summaries]
 
 
 def test_a_spec_refuses_a_bad_option_by_name(phantom_root):

@@ -16,7 +16,6 @@ import numpy as np
 import onnx
 import pytest
 
-from helpers import train_cli
 from mrnet.infer.bundle import available_precisions, load_bundle, sha256_file
 from mrnet.infer.errors import BundleError
 from mrnet.infer.predictor import Predictor

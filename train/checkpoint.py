@@ -40,6 +40,10 @@ def load_torch(path: Path):
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def save_bytes(data: bytes, path: Path) -> None:
+    _atomic(path, lambda stream: stream.write(data))
+
+
 def save_text(text: str, path: Path) -> None:
     _atomic(path, lambda stream: stream.write(text.encode("utf-8")))
 

@@ -119,7 +119,8 @@ class _TrainingProgress:
         from mrnet.train.pipeline import Hooks
 
         return Hooks(progress=self.for_job if self.jobs <= 1 else (lambda job: None), model_done=self.model_done,
-                     announce=self.say, exported=self.exported, stage=self.stage, run_done=self.run_done)
+                     announce=self.say, exported=self.exported, stage=self.stage, run_done=self.run_done,
+                     board=self.board)
 
     def for_job(self, job):
         from mrnet.train.loop import Progress
@@ -154,6 +155,11 @@ class _TrainingProgress:
         if self.stage_bar is not None:
             self.bars.update(self.stage_bar, advance=1,
                              status=f"{summary['model']} valid AUC {summary['valid']['auc']:.3f}")
+
+    def board(self, done: int, running: int, failed: int, total: int) -> None:
+        if self.stage_bar is not None:
+            self.bars.update(self.stage_bar, completed=done + failed,
+                             status=f"done {done} · running {running} · failed {failed} of {total}")
 
     def exported(self, key: str) -> None:
         if self.stage_bar is not None:
@@ -223,7 +229,16 @@ DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 JobsOpt = Annotated[int, typer.Option(min=1, help="Models trained at once, in separate processes.")]
 WorkersOpt = Annotated[int, typer.Option(min=0, help="Data-loader processes per model.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
-FromOpt = Annotated[Path, typer.Option("--from", help="The baseline run folder.")]
+FromOpt = Annotated[Path, typer.Option("--from", help="The baseline run folder (or replicate set).")]
+ExecutorOpt = Annotated[str, typer.Option(help="local (processes on this machine) or ray (a Ray cluster).")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster for this command).")]
+CpusOpt = Annotated[float, typer.Option("--cpus-per-job", min=0.01, help="ray: CPUs each model's task asks for.")]
+GpusOpt = Annotated[Optional[float], typer.Option(
+    "--gpus-per-job", min=0.0, help="ray: GPUs per task; fractions share a GPU (default: 1 if the cluster has GPUs).")]
+RetriesOpt = Annotated[int, typer.Option("--max-retries", min=0, help="ray: retries of a task whose worker died.")]
+SharedOpt = Annotated[Optional[bool], typer.Option(
+    "--shared-run-dir/--no-shared-run-dir", help="ray: the nodes see the run folder (default: detected per task).")]
 ProtocolOpt = Annotated[str, typer.Option(help="seed (the paper) or mixed.")]
 ClampOpt = Annotated[str, typer.Option(help="valid, or seed-compat (the paper's [0, 1]).")]
 
@@ -234,14 +249,17 @@ def baseline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Ru
              backbone: BackboneOpt = None, epochs: EpochsOpt = None, seeds: SeedsOpt = "0",
              lr: Annotated[Optional[float], typer.Option(help="Override the preset's learning rate.")] = None,
              pretrained: PretrainedOpt = "auto", select_on: SelectOpt = "tune", device: DeviceOpt = "auto",
-             jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False):
+             jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False,
+             executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, cpus_per_job: CpusOpt = 1.0,
+             gpus_per_job: GpusOpt = None, max_retries: RetriesOpt = 3, shared_run_dir: SharedOpt = None):
     """Train the mrnet-baseline models, one per (plane, task). Re-running resumes."""
     from mrnet.train.pipeline import baseline_replicates, run_replicates
 
     chosen = _seeds(seeds)
     spec = _spec(data, preset, backbone, epochs, planes, tasks, chosen[0], pretrained, select_on, device, workers, lr)
-    with _TrainingProgress(quiet, jobs) as ui:
-        result = run_replicates(baseline_replicates(spec, chosen), out_dir, jobs, ui.hooks())
+    with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
+            _TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
+        result = run_replicates(baseline_replicates(spec, chosen), out_dir, hooks=ui.hooks(), executor=runner)
     if len(chosen) > 1:
         out.print(f"report of the {len(chosen)} seeds: {result.report}")
 
@@ -254,16 +272,29 @@ def advtrain(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Optio
              protocol: ProtocolOpt = "seed", clamp: ClampOpt = "valid", epochs: EpochsOpt = None,
              seeds: Annotated[Optional[str], typer.Option(
                  help="Replicate seeds to retrain (default: every seed the baseline has).")] = None,
-             device: DeviceOpt = "auto", jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False):
+             device: DeviceOpt = "auto", jobs: JobsOpt = 1, workers: WorkersOpt = 0, quiet: QuietOpt = False,
+             executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, cpus_per_job: CpusOpt = 1.0,
+             gpus_per_job: GpusOpt = None, max_retries: RetriesOpt = 3, shared_run_dir: SharedOpt = None):
     """Retrain a baseline run (or each seed of a replicate set) with FGSM adversarial examples."""
     from mrnet.train.pipeline import advtrain_replicates, run_replicates
 
     specs = advtrain_replicates(from_run, _seeds(seeds), data, device, workers, eps=eps, retrain_pct=retrain_pct,
                                 protocol=protocol, clamp=clamp, epochs=epochs)
-    with _TrainingProgress(quiet, jobs) as ui:
-        result = run_replicates(specs, out_dir, jobs, ui.hooks())
+    with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
+            _TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
+        result = run_replicates(specs, out_dir, hooks=ui.hooks(), executor=runner)
     if len(specs) > 1:
         out.print(f"report of the {len(specs)} seeds: {result.report}")
+
+
+def _executor(name: str, jobs: int, address, cpus: float, gpus, retries: int, shared):
+    """The executor the options ask for (a context manager: a local Ray cluster stops at its end)."""
+    from mrnet.train.executors import make_executor
+
+    if name == "local":
+        return make_executor("local", jobs)
+    return make_executor(name, address=address, cpus_per_job=cpus, gpus_per_job=gpus, max_retries=retries,
+                         shared_run_dir=shared)
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -284,7 +315,9 @@ def sweep(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Option("
           protocol: ProtocolOpt = "seed", clamp: ClampOpt = "valid", epochs: EpochsOpt = None,
           seeds: Annotated[Optional[str], typer.Option(
               help="Replicate seeds (default: every seed the baseline has).")] = None,
-          device: DeviceOpt = "auto", jobs: JobsOpt = 1, quiet: QuietOpt = False):
+          device: DeviceOpt = "auto", jobs: JobsOpt = 1, quiet: QuietOpt = False,
+          executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, cpus_per_job: CpusOpt = 1.0,
+          gpus_per_job: GpusOpt = None, max_retries: RetriesOpt = 3, shared_run_dir: SharedOpt = None):
     """Retrain over a grid of eps x retrain %, then write the paper's Table 2 (and the grid).
 
     Each configuration has its own folder keyed by a hash of its config; re-running skips finished
@@ -295,8 +328,9 @@ def sweep(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Option("
     eps_values, pct_values = _floats(eps, "eps"), _floats(retrain_pct, "retrain_pct")
     spec = advtrain_replicates(from_run, _seeds(seeds), data, device, 0, protocol=protocol, clamp=clamp,
                                epochs=epochs)
-    with _TrainingProgress(quiet, jobs=max(jobs, 2)) as ui:  # one bar over the grid's models
-        result = run_sweep(spec, eps_values, pct_values, out_dir, table_eps, jobs, ui.hooks())
+    with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
+            _TrainingProgress(quiet, jobs=max(jobs, 2)) as ui:  # one bar over the grid's models
+        result = run_sweep(spec, eps_values, pct_values, out_dir, table_eps, hooks=ui.hooks(), executor=runner)
     out.print(f"Table 2: {result.table2}  ({result.table2_csv.name}, full grid {result.grid_csv.name})")
 
 
@@ -344,7 +378,9 @@ def export(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A finish
 def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pipeline folder.")],
              preset: PresetOpt = "demo", backbone: BackboneOpt = None, epochs: EpochsOpt = None, seeds: SeedsOpt = "0",
              pretrained: PretrainedOpt = "auto", device: DeviceOpt = "auto", jobs: JobsOpt = 1,
-             workers: WorkersOpt = 0, quiet: QuietOpt = False):
+             workers: WorkersOpt = 0, quiet: QuietOpt = False,
+             executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, cpus_per_job: CpusOpt = 1.0,
+             gpus_per_job: GpusOpt = None, max_retries: RetriesOpt = 3, shared_run_dir: SharedOpt = None):
     """Baseline, FGSM retraining, fusion, export and report, in one command (resumable).
 
     Writes OUT/baseline, OUT/advtrain (with report.md against the baseline) and OUT/bundle.
@@ -353,8 +389,9 @@ def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pi
 
     chosen = _seeds(seeds)
     spec = _spec(data, preset, backbone, epochs, "all", "all", chosen[0], pretrained, "tune", device, workers)
-    with _TrainingProgress(quiet, jobs) as ui:
-        result = run_pipeline(spec, out_dir, jobs, ui.hooks(), seeds=chosen)
+    with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
+            _TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
+        result = run_pipeline(spec, out_dir, hooks=ui.hooks(), seeds=chosen, executor=runner)
     out.print(f"bundle: {result.bundle}\nreport: {result.advtrain.report}")
 
 

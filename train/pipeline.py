@@ -15,32 +15,19 @@ hears progress through `Hooks`.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from mrnet.infer.dataset import MRNetSplit, fingerprint, load_split
 from mrnet.infer.errors import InputError
-from mrnet.infer.registry import model_key
 
+from .executors import Executor, LocalExecutor, raise_failures
+from .hooks import Hooks
+from .jobs import Job, model_jobs, run_model  # noqa: F401 - run_model: the one-job entry, also here
 from .rundir import RunFolder, RunRecord, replicate_folders, replicate_path
 from .spec import PRETRAINED, ModelJob, RunSpec
-
-
-@dataclass
-class Hooks:
-    """What the caller hears while work goes on; every hook is optional."""
-
-    # Per-model epoch and step progress, for models trained in this process.
-    progress: Callable[[ModelJob], object] = lambda job: None
-    model_done: Callable[[dict], None] = lambda summary: None
-    announce: Callable[[str], None] = lambda message: None
-    exported: Callable[[str], None] = lambda key: None
-    stage: Callable[[str, int], None] = lambda name, models: None  # a stage begins, with its model count
-    run_done: Callable[["RunResult"], None] = lambda result: None  # a run folder is trained and reported
 
 
 @dataclass(frozen=True)
@@ -86,25 +73,15 @@ def _versions() -> dict:
             "torchvision": version("torchvision")}
 
 
-def _check_where_it_runs(spec: RunSpec) -> None:
+def _check_where_it_runs(spec: RunSpec, check_device: bool) -> None:
     """Refuse, before any work, a device or a weights file that cannot be used."""
     if spec.pretrained not in PRETRAINED and not Path(spec.pretrained).is_file():
         raise InputError("BAD_PRETRAINED", "no such weights file (or auto, none, imagenet)", spec.pretrained,
                          option="pretrained")
-    if spec.device == "cuda":
+    if spec.device == "cuda" and check_device:
         from .loop import resolve_device
 
         resolve_device("cuda")
-
-
-def splits_of(spec: RunSpec, tune_ids: tuple[str, ...]):
-    """The run's fit, tuning and valid splits; the tuning exams are those the run recorded."""
-    from .loop import Splits
-
-    train = load_split(spec.data, "train", spec.planes)
-    held_out = set(tune_ids)
-    return Splits(fit=train.subset([i for i in train.ids if i not in held_out]), tune=train.subset(list(tune_ids)),
-                  valid=load_split(spec.data, "valid", spec.planes))
 
 
 def _tuning_split(spec: RunSpec, train: MRNetSplit) -> tuple[str, ...]:
@@ -115,17 +92,10 @@ def _tuning_split(spec: RunSpec, train: MRNetSplit) -> tuple[str, ...]:
     return split_tuning(train, spec.preset.tune_fraction, TUNING_SPLIT_SEED)[1].ids
 
 
-def model_jobs(spec: RunSpec) -> list[ModelJob]:
-    """One job per (plane, task), in registry order; FGSM retraining starts from the baseline's best.pt."""
-    return [ModelJob(spec, plane, task,
-                     str(RunFolder(spec.from_run).model(model_key(plane, task)).best) if spec.kind == "advtrain"
-                     else None)
-            for plane in spec.planes for task in spec.tasks]
-
-
-def prepare(spec: RunSpec, out: str | Path) -> _Prepared:
-    """Check the spec against the data (and its baseline run), write run.json, list the jobs."""
-    _check_where_it_runs(spec)
+def prepare(spec: RunSpec, out: str | Path, check_device: bool = True) -> _Prepared:
+    """Check the spec against the data (and its baseline run), write run.json, list the jobs.
+    `check_device`: the models train on this machine, so a device it lacks is refused here."""
+    _check_where_it_runs(spec, check_device)
     folder = RunFolder(out)
     train = load_split(spec.data, "train", spec.planes)
     valid = load_split(spec.data, "valid", spec.planes)
@@ -151,70 +121,47 @@ def prepare(spec: RunSpec, out: str | Path) -> _Prepared:
     return _Prepared(spec, folder, record, jobs)
 
 
-def run_model(spec: RunSpec, run_dir: str | Path, plane: str, task: str, progress=None) -> dict:
-    """Train (or resume, or just read back) one model of a prepared run; returns its summary.
-
-    Everything comes from the spec and the run folder, so it runs as well in another process or on
-    another machine that sees the data and the run folder.
-    """
-    from .loop import fit_model
-
-    folder = RunFolder(run_dir)
-    record = folder.record()
-    if record.config_hash != spec.config_hash():
-        raise InputError("RUN_CONFIG_DIFFERS", "this folder holds a run with another configuration",
-                         folder.path, option="out")
-    job = next((j for j in model_jobs(spec) if (j.plane, j.task) == (plane, task)), None)
-    if job is None:
-        raise InputError("BAD_OPTION", f"{plane}-{task} is not one of the run's models", folder.path)
-    return fit_model(job, splits_of(spec, record.tune_ids), folder.model(job.key), progress)
-
-
-def _run_model_in_process(spec: RunSpec, run_dir: str, plane: str, task: str, threads: int) -> dict:
-    import torch
-
-    torch.set_num_threads(threads)
-    return run_model(spec, run_dir, plane, task)
-
-
-def _train(spec: RunSpec, out: str | Path, jobs: int, hooks: Hooks) -> RunResult:
+def _train_runs(runs: Sequence[tuple[RunSpec, Path]], executor: Executor, hooks: Hooks,
+                stage: str | None = None) -> list[RunResult]:
+    """Prepare every run, train all their unfinished models with `executor` (one job list, so a
+    cluster runs seeds and configurations side by side), then report each run. A failed job leaves
+    the others' work in place and is reported, with its code, after all runs are reported."""
     from . import report
 
-    prepared = prepare(spec, out)
-    hooks.stage(spec.kind, len(prepared.jobs))
-    summaries = []
-    if jobs <= 1:
-        for job in prepared.jobs:
-            summary = run_model(spec, prepared.folder.path, job.plane, job.task, hooks.progress(job))
-            summaries.append(summary)
-            hooks.model_done(summary)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_run_model_in_process, spec, str(prepared.folder.path), job.plane, job.task,
-                                   threads) for job in prepared.jobs]
-            for future in as_completed(futures):
-                summaries.append(future.result())
-                hooks.model_done(summaries[-1])
-        order = {job.key: k for k, job in enumerate(prepared.jobs)}
-        summaries.sort(key=lambda s: order[s["model"]])
-    result = RunResult(prepared.folder.path, summaries, report.write_run_report(prepared.folder.path))
-    hooks.run_done(result)
-    return result
+    prepared = [prepare(spec, out, check_device=executor.local) for spec, out in runs]
+    jobs = [Job(p.spec, p.folder.path, j.plane, j.task) for p in prepared for j in p.jobs
+            if not p.folder.model(j.key).finished]
+    hooks.stage(stage or runs[0][0].kind, len(jobs))
+    outcomes = executor.run(jobs, hooks) if jobs else []
+    results = []
+    for p in prepared:
+        summaries = [p.folder.model(j.key).summary() for j in p.jobs if p.folder.model(j.key).finished]
+        result = RunResult(p.folder.path, summaries, report.write_run_report(p.folder.path))
+        hooks.run_done(result)
+        results.append(result)
+    raise_failures(outcomes)
+    return results
 
 
-def run_baseline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None) -> RunResult:
-    """Train the baseline models of `spec` in `out` (`jobs` models at once, in processes)."""
+def _executor(executor: Executor | None, jobs: int) -> Executor:
+    return executor if executor is not None else LocalExecutor(jobs)
+
+
+def run_baseline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None,
+                 executor: Executor | None = None) -> RunResult:
+    """Train the baseline models of `spec` in `out` (`jobs` models at once, in local processes,
+    unless an `executor` says where)."""
     if spec.kind != "baseline":
         raise InputError("BAD_OPTION", f"run_baseline takes a baseline spec, not {spec.kind}", option="kind")
-    return _train(spec, out, jobs, hooks or Hooks())
+    return _train_runs([(spec, Path(out))], _executor(executor, jobs), hooks or Hooks())[0]
 
 
-def run_advtrain(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None) -> RunResult:
+def run_advtrain(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None,
+                 executor: Executor | None = None) -> RunResult:
     """Retrain the baseline run `spec.from_run` with FGSM examples, in `out`."""
     if spec.kind != "advtrain":
         raise InputError("BAD_OPTION", f"run_advtrain takes an advtrain spec, not {spec.kind}", option="kind")
-    return _train(spec, out, jobs, hooks or Hooks())
+    return _train_runs([(spec, Path(out))], _executor(executor, jobs), hooks or Hooks())[0]
 
 
 def advtrain_spec(from_run: str | Path, data: str | Path | None = None, device: str = "auto", workers: int = 0,
@@ -227,8 +174,8 @@ def advtrain_spec(from_run: str | Path, data: str | Path | None = None, device: 
     return baseline.advtrain(from_run, **changes)
 
 
-def run_replicates(specs: Sequence[RunSpec], out: str | Path, jobs: int = 1,
-                   hooks: Hooks | None = None) -> ReplicateResult:
+def run_replicates(specs: Sequence[RunSpec], out: str | Path, jobs: int = 1, hooks: Hooks | None = None,
+                   executor: Executor | None = None) -> ReplicateResult:
     """The same run for each seed of `specs` (specs that differ in their seed, and for FGSM
     retraining in the baseline replicate they start from): OUT itself for one seed, OUT/seed-<k> for
     several, and then the set's report (mean +- sd across seeds, the two-level comparison)."""
@@ -238,7 +185,7 @@ def run_replicates(specs: Sequence[RunSpec], out: str | Path, jobs: int = 1,
     seeds = tuple(s.seed for s in specs)
     if not specs or len(set(seeds)) != len(seeds):
         raise InputError("BAD_OPTION", f"one spec per seed, each seed once, not {list(seeds)}", option="seeds")
-    results = [_train(s, replicate_path(out, s.seed, seeds), jobs, hooks) for s in specs]
+    results = _train_runs([(s, replicate_path(out, s.seed, seeds)) for s in specs], _executor(executor, jobs), hooks)
     return ReplicateResult(results, results[0].report if len(results) == 1 else write_set_report(out))
 
 
@@ -263,13 +210,6 @@ def sweep_specs(spec: RunSpec, eps_values: Sequence[float], pct_values: Sequence
     return [replace(spec, kind="advtrain", eps=eps, retrain_pct=pct) for eps in eps_values for pct in pct_values]
 
 
-def _sweep_one(spec: RunSpec, folder: str, jobs: int) -> list[dict]:
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
-    return _train(spec, folder, 1, Hooks()).summaries
-
-
 def table_eps_values(eps_values: Sequence[float], table_eps: float | None) -> list[float]:
     """The eps Table 2 is written for: the one asked for, or else each non-zero eps (or the only one)."""
     if table_eps is not None:
@@ -282,14 +222,14 @@ def table_eps_values(eps_values: Sequence[float], table_eps: float | None) -> li
 
 
 def run_sweep(specs: RunSpec | Sequence[RunSpec], eps_values: Sequence[float], pct_values: Sequence[float],
-              out: str | Path, table_eps: float | None = None, jobs: int = 1,
-              hooks: Hooks | None = None) -> SweepResult:
+              out: str | Path, table_eps: float | None = None, jobs: int = 1, hooks: Hooks | None = None,
+              executor: Executor | None = None) -> SweepResult:
     """Retrain a baseline over the (eps, retrain %) grid, then write Table 2 and the grid.
 
     `specs`: an advtrain spec of the baseline (`advtrain_spec`), or one per replicate seed
     (`advtrain_replicates`). Each (configuration, seed) has its own folder under OUT/runs keyed by a
-    hash of its config; `jobs` of them run at once, in processes. Table 2 is written for `table_eps`,
-    or for each non-zero eps.
+    hash of its config; all their models are one job list for the executor (`jobs` local processes
+    by default). Table 2 is written for `table_eps`, or for each non-zero eps.
     """
     from . import table2
 
@@ -298,23 +238,15 @@ def run_sweep(specs: RunSpec | Sequence[RunSpec], eps_values: Sequence[float], p
     tables = table_eps_values(eps_values, table_eps)
     grid = [s for base in specs for s in sweep_specs(base, eps_values, pct_values)]
     runs = [(s.eps, s.retrain_pct, s.seed, Path(out) / "runs" / s.config_hash()) for s in grid]
-    hooks.stage("sweep", len(grid) * len(specs[0].planes) * len(specs[0].tasks))
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for summaries in pool.map(_sweep_one, grid, [str(f) for *_, f in runs], [jobs] * len(grid)):
-                for summary in summaries:
-                    hooks.model_done(summary)
-    else:
-        for s, (*_, folder) in zip(grid, runs):
-            _train(s, folder, 1, replace(hooks, progress=lambda job: None, stage=lambda name, n: None,
-                                         run_done=lambda result: None))
+    _train_runs([(s, folder) for s, (*_, folder) in zip(grid, runs)], _executor(executor, jobs),
+                replace(hooks, progress=lambda job: None, run_done=lambda result: None), stage="sweep")
     baselines = {s.seed: Path(s.from_run) for s in specs}
     paths = table2.write_table2(out, baselines, runs, tables)
     return SweepResult(runs, *paths)
 
 
 def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None,
-                 seeds: Sequence[int] | None = None) -> PipelineResult:
+                 seeds: Sequence[int] | None = None, executor: Executor | None = None) -> PipelineResult:
     """Baseline, FGSM retraining (the preset's eps and retrain %), export: OUT/baseline, OUT/advtrain
     (its report compares against the baseline) and OUT/bundle, for `spec.seed` or for each of
     `seeds` (OUT/baseline/seed-<k>, ...; the bundle ships the first seed's models). Resumable."""
@@ -323,10 +255,11 @@ def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | N
     hooks = hooks or Hooks()
     out = Path(out)
     seeds = tuple(seeds or (spec.seed,))
+    executor = _executor(executor, jobs)
     bases = baseline_replicates(spec, seeds)
-    baseline = run_replicates(bases, out / "baseline", jobs, hooks)
+    baseline = run_replicates(bases, out / "baseline", hooks=hooks, executor=executor)
     advtrain = run_replicates([b.advtrain(replicate_path(out / "baseline", b.seed, seeds)) for b in bases],
-                              out / "advtrain", jobs, hooks)
+                              out / "advtrain", hooks=hooks, executor=executor)
     bundle = out / "bundle"
     if not (bundle / "manifest.json").exists():
         hooks.stage("export", len(spec.planes) * len(spec.tasks))

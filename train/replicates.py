@@ -41,12 +41,14 @@ def set_items(folders: dict[int, Path]) -> dict[str, dict[int, Items]]:
 
 
 def compare_sets(items: dict[str, dict[int, Items]], baseline: dict[str, dict[int, Items]]) -> dict[str, dict]:
-    """Retrained against baseline, per headline and model, over the seeds both sets have."""
+    """Retrained against baseline, per headline and model, over the seeds both sets have (a headline
+    whose items differ between seeds, e.g. after a failed model, is left out rather than misaligned)."""
     out = {}
     for name, by_seed in items.items():
         seeds = sorted(set(by_seed) & set(baseline.get(name, {})))
-        if seeds:
-            out[name] = compare_replicates([baseline[name][s] for s in seeds], [by_seed[s] for s in seeds])
+        pairs = [(baseline[name][s], by_seed[s]) for s in seeds]
+        if pairs and len({len(i.labels) for pair in pairs for i in pair}) == 1:
+            out[name] = compare_replicates([b for b, _ in pairs], [a for _, a in pairs])
     return out
 
 

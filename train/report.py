@@ -47,9 +47,10 @@ def compare(models: dict[str, dict], baseline: dict[str, dict], seed: int = 0) -
     return out
 
 
-def headline_items(run_dir: str | Path) -> dict[str, Items]:
+def headline_items(run_dir: str | Path, only: set[str] | None = None) -> dict[str, Items]:
     """The valid predictions behind a run's two headline numbers: the fused task probabilities (the
-    MRNet leaderboard ranks the mean of the fused task AUCs) and the single-plane models'."""
+    MRNet leaderboard ranks the mean of the fused task AUCs; only when every model finished) and the
+    single-plane models' (those in `only`, when given)."""
     run = RunFolder(run_dir).record()
     models = RunFolder(run_dir).finished_models()
     out = {}
@@ -57,9 +58,9 @@ def headline_items(run_dir: str | Path) -> dict[str, Items]:
         fused = fused_predictions(run_dir, run.spec.planes, run.spec.tasks)
         tasks = run.spec.tasks
         out["fused"] = Items([fused[t]["label"] for t in tasks], [fused[t]["probability"] for t in tasks])
-    if models:
-        valid = [m.predictions["valid"] for m in models.values()]
-        out["models"] = Items([v["label"] for v in valid], [v["probability"] for v in valid])
+    chosen = [m.predictions["valid"] for key, m in models.items() if only is None or key in only]
+    if chosen and (only is None or len(chosen) == len(only)):
+        out["models"] = Items([v["label"] for v in chosen], [v["probability"] for v in chosen])
     return out
 
 
@@ -70,7 +71,7 @@ def headline_section(run_dir: str | Path, baseline_dir: str | Path | None, seed:
     """The report's first table: the leaderboard metric and the mean of the single-plane AUCs, with
     bootstrap CIs, and for a retrained run the paired difference against its baseline."""
     items = headline_items(run_dir)
-    base = headline_items(baseline_dir) if baseline_dir else {}
+    base = headline_items(baseline_dir, only=set(RunFolder(run_dir).finished_models())) if baseline_dir else {}
     header = "| headline (valid split) | AUC [95 % CI] |" + (" baseline | Δ [95 % CI] | p |" if base else "")
     lines = ["## Headline", "", header, "|" + "---|" * (header.count("|") - 1)]
     for name in ("fused", "models"):

@@ -1,0 +1,126 @@
+"""Where training jobs run: this process, local processes, or a Ray cluster (`ray_executor.py`).
+
+A job is one model of a prepared run: (spec, run folder, plane, task), the unit `pipeline.run_model`
+trains. An executor runs a list of jobs and returns one `Outcome` per job, in order. A job that
+fails for a reason of its own (bad data, a diverged model) is recorded with its error code and the
+others carry on; `pipeline` then writes what finished and reports the failures in one error.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+from mrnet.infer.errors import MRNetError, RunError
+
+from .hooks import Hooks
+from .jobs import Job, train_job
+
+
+@dataclass
+class Outcome:
+    job: Job
+    summary: dict | None = None  # done.json, when the job finished
+    code: str | None = None  # the error code, when it failed
+    message: str | None = None
+    attempts: int = 1  # times the job was started (a retried job after its worker died: 2 or more)
+    seconds: float = 0.0
+    error: BaseException | None = field(default=None, repr=False)  # the exception, where it is at hand
+
+    @property
+    def failed(self) -> bool:
+        return self.summary is None
+
+
+class Executor(Protocol):
+    local: bool  # runs on this machine (the driver can check the device for it)
+
+    def run(self, jobs: Sequence[Job], hooks: Hooks) -> list[Outcome]: ...
+
+
+def failure(job: Job, error: BaseException) -> Outcome:
+    """The outcome of a job that raised: its code when it is one of ours, else the exception's type."""
+    if isinstance(error, MRNetError):
+        return Outcome(job, code=error.code, message=error.one_line(), error=error)
+    return Outcome(job, code="JOB_FAILED", message=f"{type(error).__name__}: {error}", error=error)
+
+
+def raise_failures(outcomes: Sequence[Outcome]) -> None:
+    """One error for the failed jobs: the jobs' own error when they all failed alike with one of
+    ours (e.g. every model refused the same bad option), else JOBS_FAILED listing each."""
+    failed = [o for o in outcomes if o.failed]
+    if not failed:
+        return
+    if len(failed) == len(outcomes) and len({o.code for o in failed}) == 1 and isinstance(failed[0].error, MRNetError):
+        raise failed[0].error
+    lines = "; ".join(f"{o.job.name} [{o.code}]" for o in failed[:8]) + (" ..." if len(failed) > 8 else "")
+    raise RunError("JOBS_FAILED", f"{len(failed)} of {len(outcomes)} jobs failed: {lines}; the others finished "
+                   "and running the same command again retries only the failed ones")
+
+
+@dataclass
+class LocalExecutor:
+    """`processes` models at once in local processes (each with cores / processes torch threads),
+    or, with one, in this process with per-model progress."""
+
+    processes: int = 1
+    local: bool = field(default=True, init=False)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def run(self, jobs: Sequence[Job], hooks: Hooks) -> list[Outcome]:
+        import time
+
+        outcomes: dict[int, Outcome] = {}
+        started = time.perf_counter()
+
+        def finish(k: int, outcome: Outcome) -> None:
+            outcome.seconds = time.perf_counter() - started
+            outcomes[k] = outcome
+            if outcome.summary is not None:
+                hooks.model_done(outcome.summary)
+            failed = sum(o.failed for o in outcomes.values())
+            hooks.board(len(outcomes) - failed, min(self.processes, len(jobs) - len(outcomes)), failed, len(jobs))
+
+        if self.processes <= 1:
+            for k, job in enumerate(jobs):
+                try:
+                    finish(k, Outcome(job, train_job(job, progress=hooks.progress(job))))
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as error:  # noqa: BLE001 - recorded with its code; the others carry on
+                    finish(k, failure(job, error))
+            return [outcomes[k] for k in range(len(jobs))]
+        threads = max(1, (os.cpu_count() or 1) // self.processes)
+        with ProcessPoolExecutor(max_workers=self.processes) as pool:
+            futures = {pool.submit(train_job, job, threads): k for k, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                k = futures[future]
+                try:
+                    finish(k, Outcome(jobs[k], future.result()))
+                except Exception as error:  # noqa: BLE001 - recorded with its code; the others carry on
+                    finish(k, failure(jobs[k], error))
+        return [outcomes[k] for k in range(len(jobs))]
+
+
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(name: str = "local", jobs: int = 1, **ray_options) -> Executor:
+    """`local` (`jobs` processes) or `ray` (options: address, cpus_per_job, gpus_per_job,
+    max_retries, shared_run_dir; see `ray_executor.RayExecutor`)."""
+    if name == "local":
+        return LocalExecutor(jobs)
+    if name == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(**ray_options)
+    from mrnet.infer.errors import InputError
+
+    raise InputError("BAD_OPTION", f"one of {', '.join(EXECUTORS)}, not {name!r}", option="executor")

@@ -1,0 +1,44 @@
+"""Where `mrnet-predict --format sr` writes its reports: one exam to a file, several to a folder,
+one file per exam (study), named after the exam, never after the patient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+
+
+class ReportFiles:
+    """Writes each exam's SR as soon as it is made, so a batch keeps no volumes in memory."""
+
+    def __init__(self, out: Path | None, exams: int):
+        if out is None:
+            raise InputError("BAD_OPTION", "--format sr writes DICOM files: give --out RESULT.dcm "
+                             "(one exam) or --out FOLDER (several)")
+        self.folder = out if exams > 1 or out.is_dir() else None
+        self.file = None if self.folder is not None else out
+        if self.folder is not None and self.folder.exists() and not self.folder.is_dir():
+            raise InputError("BAD_OPTION", "with several exams --out must be a folder", out)
+        self.written: list[Path] = []
+
+    def path_for(self, exam_name: str) -> Path:
+        if self.file is not None:
+            return self.file
+        stem = Path(exam_name.rstrip("/")).name or "exam"
+        stem = stem.removesuffix(".zip").removesuffix(".dcm") or "exam"
+        path, n = self.folder / f"{stem}.sr.dcm", 1
+        while path in self.written:
+            n += 1
+            path = self.folder / f"{stem}-{n}.sr.dcm"
+        return path
+
+    def write(self, exam_name: str, exam, prediction, paths) -> Path:
+        """Build and save the SR of one exam; raises `InputError` when it cannot have one."""
+        from .structured_report import report_for_exam  # noqa: PLC0415 - highdicom only for --format sr
+
+        report = report_for_exam(prediction, exam, paths, exam_name)
+        path = self.path_for(exam_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report.save_as(path, enforce_file_format=True)
+        self.written.append(path)
+        return path

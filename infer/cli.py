@@ -140,6 +140,8 @@ def predict(
     ids: Annotated[Optional[str], typer.Option(help="For a data set root: comma-separated exam ids (default all).")] = None,
     series: Annotated[Optional[list[str]], typer.Option(help="PLANE=SeriesInstanceUID: force a DICOM series.")] = None,
     cams: Annotated[bool, typer.Option("--cams", help="Include the class activation maps in JSON.")] = False,
+    overlays: Annotated[bool, typer.Option("--overlays", help="With --format sr, also a Secondary Capture per plane "
+                                           "and task: the class activation map on its key slice.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ):
@@ -151,7 +153,7 @@ def predict(
     started = time.perf_counter()
     sources = _exam_sources(exams, split, ids)
     series_choice = _parse_series(series or [])
-    reports = ReportFiles(out_file, len(sources)) if output_format == "sr" else None
+    reports = ReportFiles(out_file, len(sources), overlays) if output_format == "sr" else None
     predictor = Predictor(models, device=device, precision=precision)
     startup = time.perf_counter() - started
 

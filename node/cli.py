@@ -43,6 +43,8 @@ def node(
     allow_ae: Annotated[Optional[str], typer.Option(help="Comma-separated calling AE titles to accept "
                                                     "(default: any).")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep received files (in WORK_DIR/kept) after processing.")] = False,
+    overlays: Annotated[bool, typer.Option("--overlays", help="Also send a Secondary Capture per plane and task "
+                                           "(the class activation map on its key slice).")] = False,
     models: Annotated[Optional[Path], typer.Option(help="Model bundle folder (default: the shipped demo bundle).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32 or int8.")] = "auto",
@@ -63,8 +65,8 @@ def node(
         raise InputError("BAD_OPTION", "--work-dir must be a folder", work_dir)
     config = NodeConfig(ae_title=_ae_title(ae_title, "--ae-title"), port=port, host=host,
                         destination=Destination.parse(destination), work_dir=work_dir,
-                        stable_seconds=stable_seconds, allow_ae=allowed, keep=keep, models=models, device=device,
-                        precision=precision, retries=retries, retry_interval=retry_interval)
+                        stable_seconds=stable_seconds, allow_ae=allowed, keep=keep, overlays=overlays, models=models,
+                        device=device, precision=precision, retries=retries, retry_interval=retry_interval)
     _logging(debug)
     service = Node(config)
     service.start()

@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from mrnet.infer.dicom_results.structured_report import report_for_exam
+from mrnet.infer.dicom_results.results import dicom_results
 from mrnet.infer.errors import MRNetError
 from mrnet.infer.predictor import Predictor
 from mrnet.infer.reading import read_exam
@@ -24,19 +24,20 @@ log = logging.getLogger("mrnet.node")
 
 
 def process(study: CompleteStudy, predictor: Predictor, outbox: Outbox, keep: bool = False,
-            kept_folder: Path | None = None) -> Path | None:
-    """Score one study and queue its SR; returns the outbox entry, or None when refused."""
+            kept_folder: Path | None = None, overlays: bool = False) -> Path | None:
+    """Score one study and queue its SR (and Secondary Captures); returns the outbox entry, or
+    None when refused."""
     started = time.perf_counter()
     try:
         exam = read_exam(study.folder)
         prediction = predictor.predict(exam)
-        report = report_for_exam(prediction, exam, study.folder)
+        results = dicom_results(prediction, exam, study.folder, overlays=overlays)
     except MRNetError as error:
         log.warning("study %s refused: %d instance(s), no report [%s]", study.key, study.instances, error.code)
         return None
     finally:
         _clear(study, keep, kept_folder)
-    entry = outbox.put(study.folder.name, [report], last_received=study.last_received)
+    entry = outbox.put(study.folder.name, results, last_received=study.last_received)
     planes = "+".join(prediction.planes)
     log.info("study %s: %d instance(s), planes %s, report ready in %.1f s", study.key, study.instances, planes,
              time.perf_counter() - started)

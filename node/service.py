@@ -7,6 +7,7 @@ studies that arrive meanwhile wait in the queue, already stored.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import queue
 import threading
@@ -34,6 +35,7 @@ class NodeConfig:
     stable_seconds: float = 10.0
     allow_ae: tuple[str, ...] = ()
     keep: bool = False
+    overlays: bool = False
     models: Path | None = None
     device: str = "auto"
     precision: str = "auto"
@@ -47,6 +49,10 @@ class Node:
         self.config = config
         config.work_dir.mkdir(parents=True, exist_ok=True)
         self.predictor = Predictor(config.models, device=config.device, precision=config.precision)
+        # Loaded now (about a second), not when the first study is waiting for its report.
+        importlib.import_module("mrnet.infer.dicom_results.structured_report")
+        if config.overlays:
+            importlib.import_module("mrnet.infer.dicom_results.secondary_capture")
         self.store = StudyStore(config.work_dir, config.stable_seconds)
         self.outbox = Outbox(config.work_dir, config.destination, config.ae_title, retries=config.retries,
                              retry_interval=config.retry_interval)
@@ -79,7 +85,8 @@ class Node:
         kept = self.config.work_dir / "kept" if self.config.keep else None
         while (study := self._queue.get()) is not None:
             try:
-                process(study, self.predictor, self.outbox, keep=self.config.keep, kept_folder=kept)
+                process(study, self.predictor, self.outbox, keep=self.config.keep, kept_folder=kept,
+                        overlays=self.config.overlays)
             except Exception as error:  # noqa: BLE001 - one bad study must not stop the node
                 log.error("study %s failed: %s [INTERNAL]", study.key, type(error).__name__)
                 log.debug("traceback", exc_info=True)

@@ -11,7 +11,7 @@ from ..errors import InputError
 class ReportFiles:
     """Writes each exam's SR as soon as it is made, so a batch keeps no volumes in memory."""
 
-    def __init__(self, out: Path | None, exams: int):
+    def __init__(self, out: Path | None, exams: int, overlays: bool = False):
         if out is None:
             raise InputError("BAD_OPTION", "--format sr writes DICOM files: give --out RESULT.dcm "
                              "(one exam) or --out FOLDER (several)")
@@ -19,6 +19,7 @@ class ReportFiles:
         self.file = None if self.folder is not None else out
         if self.folder is not None and self.folder.exists() and not self.folder.is_dir():
             raise InputError("BAD_OPTION", "with several exams --out must be a folder", out)
+        self.overlays = overlays
         self.written: list[Path] = []
 
     def path_for(self, exam_name: str) -> Path:
@@ -32,13 +33,17 @@ class ReportFiles:
             path = self.folder / f"{stem}-{n}.sr.dcm"
         return path
 
-    def write(self, exam_name: str, exam, prediction, paths) -> Path:
-        """Build and save the SR of one exam; raises `InputError` when it cannot have one."""
-        from .structured_report import report_for_exam  # noqa: PLC0415 - highdicom only for --format sr
+    def write(self, exam_name: str, exam, prediction, paths) -> list[Path]:
+        """Build and save one exam's SR (and Secondary Captures); raises `InputError` when the exam
+        cannot have them. Secondary Captures go next to the SR: NAME.sc01.dcm, NAME.sc02.dcm, ..."""
+        from .results import dicom_results  # noqa: PLC0415 - highdicom only for --format sr
 
-        report = report_for_exam(prediction, exam, paths, exam_name)
+        report, *captures = dicom_results(prediction, exam, paths, exam_name, overlays=self.overlays)
         path = self.path_for(exam_name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        report.save_as(path, enforce_file_format=True)
-        self.written.append(path)
-        return path
+        paths_out = [path] + [path.with_name(f"{path.name.removesuffix('.dcm')}.sc{k:02d}.dcm")
+                              for k in range(1, len(captures) + 1)]
+        for dataset, target in zip([report, *captures], paths_out):
+            dataset.save_as(target, enforce_file_format=True)
+        self.written += paths_out
+        return paths_out

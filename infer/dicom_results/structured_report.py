@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 from ..predictor import Prediction
 from ..registry import TASK_TITLES, TASKS
 from . import codes
-from .sources import SourceStudy, source_study
+from .sources import SourceStudy
 
 SERIES_DESCRIPTION = "MRNet RESEARCH - not for clinical use"
 SR_SERIES_NUMBER = 9901
@@ -86,8 +86,3 @@ def structured_report(prediction: Prediction, source: SourceStudy) -> hd.sr.Comp
     return sr
 
 
-
-def report_for_exam(prediction: Prediction, exam, paths, name: str = "") -> hd.sr.ComprehensiveSR:
-    """The SR for an exam read by `read_exam(paths)`: its source study, then the report.
-    Raises `InputError` for an exam that is not DICOM or mixes studies."""
-    return structured_report(prediction, source_study(exam, paths, name))

@@ -115,6 +115,24 @@ def test_a_three_plane_phantom_study_gets_three_planes_of_references(phantom_stu
     dsrdump_ok(out)
 
 
+def test_overlays_add_a_secondary_capture_per_plane_and_task(phantom_study, tmp_path):
+    out = tmp_path / "result.dcm"
+    result = _predict(phantom_study, "--format", "sr", "--out", out, "--overlays")
+    assert result.exit_code == 0, result.output
+    captures = sorted(tmp_path.glob("result.sc*.dcm"))
+    assert len(captures) == len(PLANES) * len(TASKS)
+    report = pydicom.dcmread(out)
+    series = set()
+    for path in captures:
+        image = pydicom.dcmread(path)
+        assert image.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+        assert image.StudyInstanceUID == report.StudyInstanceUID and image.PatientID == FAKE_PATIENT["PatientID"]
+        assert image.BurnedInAnnotation == "YES" and "not for clinical use" in image.SeriesDescription
+        assert image.pixel_array.shape[1:] == (256, 3) and image.pixel_array.shape[0] > 256
+        series.add(image.SeriesInstanceUID)
+    assert len(series) == 1 and series != {report.SeriesInstanceUID}
+
+
 def test_several_exams_give_one_file_each_in_a_folder(phantom_study, real_dicom, tmp_path):
     out = tmp_path / "reports"
     result = _predict(phantom_study, real_dicom, "--format", "sr", "--out", out)

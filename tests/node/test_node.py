@@ -125,10 +125,15 @@ def test_the_outbox_keeps_a_result_until_the_destination_answers(phantom_study, 
     assert pydicom.dcmread(report_path).StudyInstanceUID == _study_uid(phantom_study)
 
 
-def test_keep_leaves_the_received_files_in_the_work_folder(phantom_study, tmp_path):
+def test_keep_leaves_the_received_files_and_overlays_come_with_the_report(phantom_study, tmp_path):
     with storescp(tmp_path / "received") as dest_port, \
-            node(tmp_path / "work", f"DEST@127.0.0.1:{dest_port}", "--stable-seconds", STABLE, "--keep") as running:
+            node(tmp_path / "work", f"DEST@127.0.0.1:{dest_port}", "--stable-seconds", STABLE, "--keep",
+                 "--overlays") as running:
         assert storescu(running.port, phantom_study).returncode == 0
-        _reports(tmp_path / "received", 1)
+        [report] = _reports(tmp_path / "received", 1)
+        captures = wait_for(lambda: len(found := list((tmp_path / "received").glob("SC*"))) == 9 and found, 30,
+                            "nine Secondary Captures")
+    study = pydicom.dcmread(report).StudyInstanceUID
+    assert {pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID for p in captures} == {study}
     kept = [p for p in (tmp_path / "work" / "kept").rglob("*.dcm")]
     assert len(kept) == sum(1 for p in phantom_study.rglob("*") if p.is_file())

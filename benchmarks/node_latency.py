@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pydicom
 
 from common import load_average, log, machine, print_table
@@ -86,7 +87,7 @@ def _arrivals(received: Path, seen: dict[str, float]) -> None:
 
 
 def _round(node_log: Path, port: int, received: Path, studies, seen: dict) -> list[tuple[float, float]]:
-    """Send `studies` at once; per study, (last instance acknowledged, SR stored) times."""
+    """Send `studies` at once; per study, (storescu exited, SR file seen) times."""
     senders = [(_send(port, folder, f"SCU{k}"), uid) for k, (folder, uid) in enumerate(studies)]
     done: dict[str, float] = {}
     deadline = time.monotonic() + 600
@@ -134,10 +135,14 @@ def main() -> None:
             time.sleep(0.1)
         log(f"node ready in {time.perf_counter() - started:.1f} s")
         seen: dict[str, float] = {}
-        serial = []
+        serial, cpu = [], []
+        node_process = psutil.Process(node.pid)
         for k in range(args.runs):
             log(f"one study at a time: run {k + 1} of {args.runs}")
+            before = sum(node_process.cpu_times()[:2])
             serial += _round(node_log, node_port, received, [studies[k]], seen)
+            time.sleep(0.2)  # the sender's last log line and bookkeeping
+            cpu.append(sum(node_process.cpu_times()[:2]) - before)
         log(f"{args.concurrent} studies at once")
         burst = _round(node_log, node_port, received, studies[args.runs:], seen)
     finally:
@@ -159,11 +164,12 @@ def main() -> None:
     latencies, readies = node_measure(studies[:args.runs])
     outside = [done - last for last, done in serial]
     rows = [[f"run {k + 1}", f"{latencies[k]:.2f}", f"{latencies[k] - args.stable:.2f}", f"{readies[k]:.2f}",
-             f"{outside[k]:.2f}"] for k in range(args.runs)]
+             f"{cpu[k]:.2f}", f"{outside[k]:.2f}"] for k in range(args.runs)]
     rows.append(["median", f"{statistics.median(latencies):.2f}", f"{statistics.median(latencies) - args.stable:.2f}",
-                 f"{statistics.median(readies):.2f}", f"{statistics.median(outside):.2f}"])
-    print_table("One study at a time: last instance stored -> SR stored at the destination (s)",
-                ["", "latency", "beyond stable", "report ready", "outside: storescu exit -> SR file"], rows)
+                 f"{statistics.median(readies):.2f}", f"{statistics.median(cpu):.2f}", f"{statistics.median(outside):.2f}"])
+    print_table("One study at a time: last instance stored -> SR stored at the destination (s); node CPU: the "
+                "node process's user + system time for the whole study (receiving included)",
+                ["", "latency", "beyond stable", "report ready", "node CPU", "outside: storescu exit -> SR file"], rows)
     latencies, readies = node_measure(studies[args.runs:])
     order = sorted(range(len(latencies)), key=latencies.__getitem__)
     rows = [[f"study {n + 1}", f"{latencies[k]:.2f}", f"{latencies[k] - args.stable:.2f}", f"{readies[k]:.2f}"]

@@ -46,11 +46,10 @@ class SendFailed(Exception):
     """One try at sending a result did not store every file."""
 
 
-def send(files: list[Path], destination: Destination, calling_ae: str, timeout: float = 30) -> None:
-    """C-STORE `files` to the destination in one association; raises `SendFailed`."""
+def send(datasets: list, destination: Destination, calling_ae: str, timeout: float = 30) -> None:
+    """C-STORE `datasets` to the destination in one association; raises `SendFailed`."""
     from pynetdicom import AE  # noqa: PLC0415 - the node's own dependency, loaded with the node
 
-    datasets = [pydicom.dcmread(f) for f in files]
     ae = AE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     for sop_class in sorted({str(ds.SOPClassUID) for ds in datasets}):
@@ -78,6 +77,7 @@ class Outbox:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._received: dict[str, float] = {}  # result -> wall time of its study's last instance
+        self._in_memory: dict[str, list] = {}  # result -> its datasets, until first sent (saves a re-read)
 
     def put(self, name: str, datasets: list, last_received: float | None = None) -> Path:
         """Store a result (SR first) atomically; the sender picks it up at once."""
@@ -89,6 +89,7 @@ class Outbox:
         os.replace(staging, final)
         if last_received is not None:
             self._received[name] = last_received
+        self._in_memory[name] = list(datasets)
         self._wake.set()
         return final
 
@@ -98,10 +99,11 @@ class Outbox:
 
     def _send_one(self, result: Path) -> bool:
         files = sorted(result.glob("*.dcm"))
+        datasets = self._in_memory.pop(result.name, None) or [pydicom.dcmread(f) for f in files]
         pause = self.first_pause
         for attempt in range(1, self.retries + 2):  # the first try and `retries` more
             try:
-                send(files, self.destination, self.calling_ae)
+                send(datasets, self.destination, self.calling_ae)
             except Exception as error:  # noqa: BLE001 - any failure means: try again later
                 reason = str(error) if isinstance(error, SendFailed) else type(error).__name__
                 log.warning("result %s: send to %s failed (try %d of %d: %s) [SEND_FAILED]", result.name,
@@ -114,7 +116,7 @@ class Outbox:
                 file.unlink()
             result.rmdir()
             received = self._received.pop(result.name, None)
-            latency = f"; {time.time() - received:.1f} s after the study's last instance" if received else ""
+            latency = f"; {time.time() - received:.2f} s after the study's last instance" if received else ""
             log.info("result %s: %d object(s) stored at %s%s", result.name, len(files), self.destination, latency)
             return True
         log.warning("result %s: kept in the outbox, next try in %.0f s", result.name, self.retry_interval)

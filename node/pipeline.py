@@ -34,13 +34,12 @@ def process(study: CompleteStudy, predictor: Predictor, outbox: Outbox, keep: bo
         results = dicom_results(prediction, exam, study.folder, overlays=overlays)
     except MRNetError as error:
         log.warning("study %s refused: %d instance(s), no report [%s]", study.key, study.instances, error.code)
-        return None
-    finally:
         _clear(study, keep, kept_folder)
+        return None
     entry = outbox.put(study.folder.name, results, last_received=study.last_received)
-    planes = "+".join(prediction.planes)
-    log.info("study %s: %d instance(s), planes %s, report ready in %.1f s", study.key, study.instances, planes,
-             time.perf_counter() - started)
+    log.info("study %s: %d instance(s), planes %s, report ready in %.2f s", study.key, study.instances,
+             "+".join(prediction.planes), time.perf_counter() - started)
+    _clear(study, keep, kept_folder)  # after the result is on its way
     return entry
 
 

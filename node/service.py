@@ -44,15 +44,26 @@ class NodeConfig:
     poll_seconds: float = field(default=0.1, repr=False)
 
 
+def _load_report_libraries(overlays: bool) -> None:
+    """Load highdicom and its tables of the standard now (about 2 s on the first report), not
+    while the first study waits for its report."""
+    importlib.import_module("mrnet.infer.dicom_results.structured_report")
+    if overlays:
+        importlib.import_module("mrnet.infer.dicom_results.secondary_capture")
+    try:  # highdicom reads these JSON tables once, on first use; the name is private, hence the guard
+        from highdicom import _standard_utils as tables  # noqa: PLC0415
+
+        tables.get_sop_class_iod_map(), tables.get_iod_module_map(), tables.get_module_attribute_map()
+    except Exception:  # noqa: BLE001, S110 - only a warm-up: without it the first report is slower
+        pass
+
+
 class Node:
     def __init__(self, config: NodeConfig):
         self.config = config
         config.work_dir.mkdir(parents=True, exist_ok=True)
         self.predictor = Predictor(config.models, device=config.device, precision=config.precision)
-        # Loaded now (about a second), not when the first study is waiting for its report.
-        importlib.import_module("mrnet.infer.dicom_results.structured_report")
-        if config.overlays:
-            importlib.import_module("mrnet.infer.dicom_results.secondary_capture")
+        _load_report_libraries(config.overlays)
         self.store = StudyStore(config.work_dir, config.stable_seconds)
         self.outbox = Outbox(config.work_dir, config.destination, config.ae_title, retries=config.retries,
                              retry_interval=config.retry_interval)

@@ -137,3 +137,17 @@ def test_keep_leaves_the_received_files_and_overlays_come_with_the_report(phanto
     assert {pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID for p in captures} == {study}
     kept = [p for p in (tmp_path / "work" / "kept").rglob("*.dcm")]
     assert len(kept) == sum(1 for p in phantom_study.rglob("*") if p.is_file())
+
+
+def test_a_result_left_in_the_outbox_is_sent_after_a_restart(phantom_study, tmp_path):
+    from peers import free_port
+
+    dest_port, work = free_port(), tmp_path / "work"
+    with node(work, f"DEST@127.0.0.1:{dest_port}", "--stable-seconds", STABLE, "--retries", "0") as running:
+        assert storescu(running.port, phantom_study).returncode == 0
+        wait_for(lambda: "kept in the outbox" in running.text(), 60, "the result to wait in the outbox")
+    assert "1 result(s) wait in the outbox" in running.text()
+    with storescp(tmp_path / "received", port=dest_port), node(work, f"DEST@127.0.0.1:{dest_port}"):
+        [report_path] = _reports(tmp_path / "received", 1, timeout=30)
+    assert pydicom.dcmread(report_path).StudyInstanceUID == _study_uid(phantom_study)
+    assert not any((work / "outbox").iterdir()) and not any((work / "incoming").iterdir())

@@ -132,8 +132,8 @@ def predict(
     models: Annotated[Optional[Path], typer.Option(help="Model bundle folder (default: the shipped demo bundle).")] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, json, csv, or sr (a DICOM Structured "
                                                "Report per exam, filed under the exam's study).")] = "table",
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the result here instead of stdout "
-                                                     "(--format sr: a .dcm file, or a folder for several exams).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the result here instead of stdout (--format "
+                                                     "sr: a .dcm file, or a folder for several exams).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto (int8 on CPU when the bundle has it), fp32 or int8.")] = "auto",
     split: Annotated[Optional[str], typer.Option(help="For an MRNet data set root: train or valid.")] = None,

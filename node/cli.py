@@ -42,10 +42,12 @@ def node(
                                                   "instance.")] = 10.0,
     allow_ae: Annotated[Optional[str], typer.Option(help="Comma-separated calling AE titles to accept "
                                                     "(default: any).")] = None,
-    keep: Annotated[bool, typer.Option("--keep", help="Keep received files (in WORK_DIR/kept) after processing.")] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep received files (in WORK_DIR/kept) after "
+                                       "processing.")] = False,
     overlays: Annotated[bool, typer.Option("--overlays", help="Also send a Secondary Capture per plane and task "
                                            "(the class activation map on its key slice).")] = False,
-    models: Annotated[Optional[Path], typer.Option(help="Model bundle folder (default: the shipped demo bundle).")] = None,
+    models: Annotated[Optional[Path], typer.Option(help="Model bundle folder (default: the shipped demo "
+                                                   "bundle).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32 or int8.")] = "auto",
     retries: Annotated[int, typer.Option(help="Retries of a failed send before the result waits in the outbox.")] = 3,

@@ -29,18 +29,19 @@ def process(study: CompleteStudy, predictor: Predictor, outbox: Outbox, keep: bo
     None when refused."""
     started = time.perf_counter()
     try:
-        exam = read_exam(study.folder)
-        prediction = predictor.predict(exam)
-        results = dicom_results(prediction, exam, study.folder, overlays=overlays)
-    except MRNetError as error:
-        log.warning("study %s refused: %d instance(s), no report [%s]", study.key, study.instances, error.code)
-        _clear(study, keep, kept_folder)
-        return None
-    entry = outbox.put(study.folder.name, results, last_received=study.last_received)
-    log.info("study %s: %d instance(s), planes %s, report ready in %.2f s", study.key, study.instances,
-             "+".join(prediction.planes), time.perf_counter() - started)
-    _clear(study, keep, kept_folder)  # after the result is on its way
-    return entry
+        try:
+            exam = read_exam(study.folder)
+            prediction = predictor.predict(exam)
+            results = dicom_results(prediction, exam, study.folder, overlays=overlays)
+        except MRNetError as error:
+            log.warning("study %s refused: %d instance(s), no report [%s]", study.key, study.instances, error.code)
+            return None
+        entry = outbox.put(study.folder.name, results, last_received=study.last_received)
+        log.info("study %s: %d instance(s), planes %s, report ready in %.2f s", study.key, study.instances,
+                 "+".join(prediction.planes), time.perf_counter() - started)
+        return entry
+    finally:
+        _clear(study, keep, kept_folder)  # whatever happened; after the result is on its way
 
 
 def _clear(study: CompleteStudy, keep: bool, kept_folder: Path | None) -> None:

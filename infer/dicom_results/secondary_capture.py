@@ -16,8 +16,8 @@ from pydicom.uid import generate_uid
 
 from ..predictor import Prediction
 from ..reading import Exam
-from ..registry import PLANE_AXES, TASK_TITLES, TASKS
 from ..overlay import render_slice, strongest_slice
+from ..registry import PLANE_AXES, TASK_TITLES, TASKS
 from .sources import SourceStudy
 from .structured_report import MANUFACTURER
 
@@ -56,9 +56,10 @@ def secondary_captures(prediction: Prediction, exam: Exam, source: SourceStudy) 
             cam = prediction.cams[plane][task]
             index = strongest_slice(cam)
             result = prediction.tasks[task]
+            plane_p = prediction.plane_probabilities[plane][task]
             caption = [f"{TASK_TITLES[task]} {result.probability:.3f} "
                        f"({'positive' if result.decision else 'negative'} at {result.threshold:.3f})",
-                       f"{plane} slice {index + 1}/{volume.shape[0]}; {plane} p {prediction.plane_probabilities[plane][task]:.2f}",
+                       f"{plane} slice {index + 1}/{volume.shape[0]}; {plane} p {plane_p:.2f}",
                        f"NOT FOR CLINICAL USE{demo}"]
             image = hd.sc.SCImage.from_ref_dataset(
                 source.header, _captioned(render_slice(volume, cam, index), caption),

@@ -3,8 +3,7 @@ the SR, which highdicom parses and dsrdump reads without error."""
 
 from __future__ import annotations
 
-import json
-import threading
+import subprocess
 
 import highdicom as hd
 import pydicom
@@ -26,12 +25,11 @@ def _reports(folder, n, timeout=90):
 
 
 def _study_uid(folder) -> str:
-    return pydicom.dcmread(next(p for p in sorted(folder.rglob("*")) if p.is_file()), stop_before_pixels=True).StudyInstanceUID
+    first = next(p for p in sorted(folder.rglob("*")) if p.is_file())
+    return pydicom.dcmread(first, stop_before_pixels=True).StudyInstanceUID
 
 
 def _dsrdump(path) -> str:
-    import subprocess
-
     result = subprocess.run([dcmtk("dsrdump"), "+Pl", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     return result.stdout

@@ -11,9 +11,10 @@ import pytest
 
 from dicom_fixtures import FAKE_PATIENT, phantom_study, real_dicom, write_phantom_study  # noqa: F401 - fixtures
 from peers import dcmtk, node, storescp, storescu, wait_for
+from mrnet.infer.dicom_results import codes
 from mrnet.infer.registry import PLANES
-from mrnet.infer.synthetic.phantom import make_exam
-from mrnet.infer.synthetic.scanner_files import Study, write_localizer
+from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
+from mrnet.infer.synthetic.scanner_files import SeriesOptions, Study, write_localizer, write_study
 
 pytestmark = pytest.mark.slow
 STABLE = "1"
@@ -149,3 +150,19 @@ def test_a_result_left_in_the_outbox_is_sent_after_a_restart(phantom_study, tmp_
         [report_path] = _reports(tmp_path / "received", 1, timeout=30)
     assert pydicom.dcmread(report_path).StudyInstanceUID == _study_uid(phantom_study)
     assert not any((work / "outbox").iterdir()) and not any((work / "incoming").iterdir())
+
+
+def test_an_enhanced_mr_study_is_accepted_and_its_frames_referenced(tmp_path):
+    volumes, _ = make_exam(6, config=PhantomConfig(slice_range=(18, 18)))
+    write_study(volumes, tmp_path / "enhanced", Study(seed=6),
+                options={plane: SeriesOptions(enhanced=True) for plane in volumes})
+    with storescp(tmp_path / "received") as dest_port, \
+            node(tmp_path / "work", f"DEST@127.0.0.1:{dest_port}", "--stable-seconds", STABLE) as running:
+        assert storescu(running.port, tmp_path / "enhanced").returncode == 0
+        [report_path] = _reports(tmp_path / "received", 1)
+    assert "3 instance(s), planes axial+coronal+sagittal" in running.text()
+    report = hd.sr.srread(report_path)
+    [group] = [g for g in report.content.get_image_measurement_groups() if g.finding_type == codes.FINDING["acl"]]
+    [sagittal] = group.get_measurements(name=codes.plane_probability("sagittal"))
+    frames = sorted(f for image in sagittal.referenced_images for f in image.referenced_frame_numbers)
+    assert frames == list(range(1, 19))

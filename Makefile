@@ -10,16 +10,22 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,app,dev]'
+	$(PY) -m pip install -q -e '.[train,app,node,dev]'
 	touch $@
 
 install: $(VENV)/.installed
 
-# Headless Chromium for the browser test (Debian package; playwright drives it, downloads nothing).
+# Debian packages the tests use as real peers: headless Chromium for the browser test (playwright
+# drives it, downloads nothing); dcmtk (storescu, storescp, dsrdump, echoscu) and Orthanc for the
+# DICOM node's tests. The tests start their own Orthanc on free loopback ports, so a Debian
+# `orthanc` service, where the package starts one, does not get in their way.
+SYSTEM_COMMANDS := chromium:chromium storescu:dcmtk Orthanc:orthanc
 system-deps:
-	@command -v chromium >/dev/null || { \
+	@missing=""; for pair in $(SYSTEM_COMMANDS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	[ -z "$$missing" ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
 test: install system-deps
 	$(PY) -m pytest

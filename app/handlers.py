@@ -1,7 +1,8 @@
 """What the web demo does, as plain functions that the Gradio layer (`ui.py`) calls.
 
-`predict_files` reads an upload with `read_exam` and runs the shared `Predictor`; `render_slice`
-draws one slice with the model's class activation map over it; the rest turns results, errors and
+`predict_files` reads an upload with `read_exam` and runs the shared `Predictor`; the slice viewer
+draws slices with the model's class activation map over them (`mrnet.infer.overlay`, which the
+DICOM Secondary Capture uses too); the rest turns results, errors and
 the bundle's provenance into what the page shows. Nothing here imports gradio, so the tests call
 these functions directly; nothing here prints, and no message carries more than a file's base name.
 """
@@ -15,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from mrnet.infer.errors import InputError, MRNetError
-from mrnet.infer.reading import SeriesInfo, read_exam
+from mrnet.infer.overlay import render_slice, strongest_slice
 from mrnet.infer.predictor import Predictor
-from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, SLICE_SIZE, TASK_TITLES, TASKS
+from mrnet.infer.reading import SeriesInfo, read_exam
+from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, TASK_TITLES, TASKS
 
 DEMO_BANNER = "Not for clinical use; demo weights trained on synthetic phantoms"
 NOT_IN_EXAM = "not in this exam"
@@ -28,12 +29,6 @@ FINDINGS_HEADERS = ["finding", "probability", "threshold", "decision", "fused ov
 PLANES_HEADERS = ["plane", "series", "slices", *(f"p {TASK_TITLES[t]}" for t in TASKS)]
 # An error modal listing a thousand unreadable files helps nobody; the rest are counted.
 MAX_ERROR_LINES = 12
-
-# The overlay: the positive part of the CAM (evidence for the finding), scaled by its maximum over
-# the whole volume so that slices compare; below FLOOR nothing is drawn, above it the colour
-# grows more opaque up to OPACITY.
-CAM_FLOOR = 0.3
-CAM_OPACITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -125,39 +120,6 @@ def error_lines(error: MRNetError, hide_folders: Collection[str | Path] = ()) ->
         pattern = re.compile(re.escape(str(folder).rstrip("/")) + r"/(?:[^/\s]+/)*")
         lines = [pattern.sub("", line) for line in lines]
     return lines
-
-
-# ---------------------------------------------------------------------------------------------
-# The slice viewer
-
-
-def strongest_slice(cam: np.ndarray) -> int:
-    """The slice holding the CAM's largest value: where the evidence for the finding is strongest."""
-    return int(np.unravel_index(int(np.argmax(cam)), cam.shape)[0])
-
-
-def _hot(level: np.ndarray) -> np.ndarray:
-    """A black-red-yellow-white colour map for levels in 0..1, as (..., 3) floats in 0..1."""
-    return np.stack([np.clip(3 * level, 0, 1), np.clip(3 * level - 1, 0, 1), np.clip(3 * level - 2, 0, 1)], axis=-1)
-
-
-def upsample_cam(cam_slice: np.ndarray, size: tuple[int, int] = (SLICE_SIZE, SLICE_SIZE)) -> np.ndarray:
-    """A (7, 7) map resized bilinearly to an image's (rows, columns)."""
-    image = Image.fromarray(np.ascontiguousarray(cam_slice, dtype=np.float32), mode="F")
-    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR), dtype=np.float32)
-
-
-def render_slice(volume: np.ndarray, cam: np.ndarray, index: int, overlay: bool = True) -> np.ndarray:
-    """Slice `index` of a uint8 (S, H, W) volume as an RGB uint8 image, with the (S, 7, 7) CAM over it."""
-    index = int(np.clip(index, 0, volume.shape[0] - 1))
-    gray = np.repeat(volume[index].astype(np.float32)[..., None] / 255.0, 3, axis=-1)
-    if not overlay:
-        return (gray * 255).round().astype(np.uint8)
-    peak = float(cam.max())
-    level = np.clip(upsample_cam(cam[index], volume.shape[1:]) / peak, 0, 1) if peak > 0 else np.zeros(
-        volume.shape[1:], np.float32)
-    alpha = CAM_OPACITY * np.clip((level - CAM_FLOOR) / (1 - CAM_FLOOR), 0, 1)[..., None]
-    return ((gray * (1 - alpha) + _hot(level) * alpha) * 255).round().astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,11 +22,12 @@ from rich.console import Console
 from rich.table import Table
 
 from . import console
+from .dicom_results.files import ReportFiles
 from .errors import InputError, MRNetError
 from .registry import NOT_FOR_CLINICAL_USE, PLANES, SPLITS, TASK_TITLES, TASKS
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "sr")
 
 
 def _is_dataset_root(path: Path) -> bool:
@@ -129,14 +130,18 @@ def _csv(results: list[dict]) -> str:
 def predict(
     exams: Annotated[list[Path], typer.Argument(metavar="EXAM...", help="Exam folders, zips or files.")],
     models: Annotated[Optional[Path], typer.Option(help="Model bundle folder (default: the shipped demo bundle).")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the result here instead of stdout.")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, json, csv, or sr (a DICOM Structured "
+                                               "Report per exam, filed under the exam's study).")] = "table",
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the result here instead of stdout (--format "
+                                                     "sr: a .dcm file, or a folder for several exams).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto (int8 on CPU when the bundle has it), fp32 or int8.")] = "auto",
     split: Annotated[Optional[str], typer.Option(help="For an MRNet data set root: train or valid.")] = None,
     ids: Annotated[Optional[str], typer.Option(help="For a data set root: comma-separated exam ids (default all).")] = None,
     series: Annotated[Optional[list[str]], typer.Option(help="PLANE=SeriesInstanceUID: force a DICOM series.")] = None,
     cams: Annotated[bool, typer.Option("--cams", help="Include the class activation maps in JSON.")] = False,
+    overlays: Annotated[bool, typer.Option("--overlays", help="With --format sr, also a Secondary Capture per plane "
+                                           "and task: the class activation map on its key slice.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ):
@@ -148,6 +153,7 @@ def predict(
     started = time.perf_counter()
     sources = _exam_sources(exams, split, ids)
     series_choice = _parse_series(series or [])
+    reports = ReportFiles(out_file, len(sources), overlays) if output_format == "sr" else None
     predictor = Predictor(models, device=device, precision=precision)
     startup = time.perf_counter() - started
 
@@ -172,6 +178,11 @@ def predict(
                 prediction = predictor.predict(exam)
                 prediction.timings["read_wait"] = wait
                 results.append({"exam": name, "labels": labels, "prediction": prediction.to_dict(include_cams=cams)})
+                if reports is not None:
+                    try:
+                        reports.write(name, exam, prediction, sources[k][1][1])
+                    except MRNetError as error:
+                        failures.append((name, error))
             bar.advance(task)
 
     text = ""
@@ -186,7 +197,12 @@ def predict(
         text = json.dumps(document, indent=2) + "\n"
     elif output_format == "csv":
         text = _csv(results)
-    if out_file is not None:
+    if reports is not None:
+        for path in reports.written:
+            console.stderr.print(f"wrote {path}", markup=False)
+        if reports.written:
+            console.stderr.print(results[0]["prediction"]["notice"], markup=False)
+    elif out_file is not None:
         if output_format == "table":
             buffer = Console(file=io.StringIO(), width=120, highlight=False)
             _table(results, buffer)

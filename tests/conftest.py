@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SHARED_DICOM, train_cli
+from helpers import SHARED_DICOM, train_cli, write_phantom_study
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -20,6 +20,13 @@ def shared_dicom() -> Path:
     if not SHARED_DICOM.is_dir():
         pytest.skip(f"the real DICOM series is not at {SHARED_DICOM} (set MRNET_TEST_DICOM to its folder)")
     return SHARED_DICOM
+
+
+@pytest.fixture(scope="session")
+def phantom_study(tmp_path_factory) -> Path:
+    """A three-plane phantom DICOM study written by pydicom (made-up patient attributes)."""
+    folder, _ = write_phantom_study(tmp_path_factory.mktemp("phantom-study") / "study")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -27,3 +27,15 @@ def train_cli(*args: str) -> None:
 def files_under(folder: Path) -> list[Path]:
     """Every file (not folder) below `folder`."""
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def write_phantom_study(folder: Path, seed: int = 3, slices: int = 20):
+    """A three-plane phantom DICOM study (one series per plane, made-up patient attributes) under
+    `folder`; returns the folder and its `Study`."""
+    from mrnet.infer.synthetic.phantom import PhantomConfig, make_exam
+    from mrnet.infer.synthetic.scanner_files import Study, write_study
+
+    volumes, _ = make_exam(seed, config=PhantomConfig(slice_range=(slices, slices)))
+    study = Study(seed=seed)
+    write_study(volumes, folder, study)
+    return folder, study

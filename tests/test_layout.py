@@ -8,9 +8,12 @@ import sys
 
 from helpers import REPO
 
+FOLDERS = ("infer", "train", "app", "node")  # the toolkit's packages, installed as mrnet.<folder>
+
 
 def test_inference_and_app_do_not_import_torch():
-    code = ("import sys, mrnet.infer, mrnet.infer.cli, mrnet.infer.predictor, mrnet.infer.reading, mrnet.app; "
+    code = ("import sys, mrnet.infer, mrnet.infer.cli, mrnet.infer.predictor, mrnet.infer.reading, mrnet.app, "
+            "mrnet.infer.dicom_results.structured_report, mrnet.node.cli, mrnet.node.service; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
@@ -33,9 +36,17 @@ def test_app_imports_only_infer():
     assert offenders == []
 
 
+def test_the_node_imports_only_infer():
+    offenders = []
+    for path in (REPO / "node").rglob("*.py"):
+        if re.search(r"^\s*(from|import)\s+(mrnet\.(train|app)|torch)\b", path.read_text(), re.M):
+            offenders.append(path.name)
+    assert offenders == []
+
+
 def test_planes_and_tasks_are_spelled_out_only_in_the_registry():
     pattern = re.compile(r"""["']axial["']\s*,\s*["']coronal["']|["']abnormal["']\s*,\s*["']acl["']\s*,""")
-    offenders = [str(p.relative_to(REPO)) for folder in ("infer", "train", "app")
+    offenders = [str(p.relative_to(REPO)) for folder in FOLDERS
                  for p in (REPO / folder).rglob("*.py")
                  if p.name != "registry.py" and pattern.search(p.read_text())]
     assert offenders == []
@@ -61,7 +72,7 @@ def test_console_scripts_answer_help():
 
 
 def _module_name(path) -> str:
-    package = {"infer": "mrnet.infer", "train": "mrnet.train", "app": "mrnet.app"}[path.relative_to(REPO).parts[0]]
+    package = {folder: f"mrnet.{folder}" for folder in FOLDERS}[path.relative_to(REPO).parts[0]]
     parts = list(path.relative_to(REPO).with_suffix("").parts[1:])
     if parts[-1] == "__init__":
         parts.pop()
@@ -76,7 +87,7 @@ def import_graph() -> dict[str, set[str]]:
     before any of its modules, but that is loading, not one module depending on another)."""
     import ast
 
-    files = {_module_name(p): p for folder in ("infer", "train", "app") for p in (REPO / folder).rglob("*.py")}
+    files = {_module_name(p): p for folder in FOLDERS for p in (REPO / folder).rglob("*.py")}
     graph: dict[str, set[str]] = {name: set() for name in files}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -139,6 +150,6 @@ def test_the_cycle_finder_finds_a_lazy_cycle():
 
 
 def test_no_module_is_over_450_lines():
-    long = {str(p.relative_to(REPO)): n for folder in ("infer", "train", "app") for p in (REPO / folder).rglob("*.py")
+    long = {str(p.relative_to(REPO)): n for folder in FOLDERS for p in (REPO / folder).rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 450}
     assert long == {}

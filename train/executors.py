@@ -16,35 +16,13 @@ from typing import Protocol, Sequence
 from mrnet.infer.errors import MRNetError, RunError
 
 from .hooks import Hooks
-from .jobs import Job, train_job
-
-
-@dataclass
-class Outcome:
-    job: Job
-    summary: dict | None = None  # done.json, when the job finished
-    code: str | None = None  # the error code, when it failed
-    message: str | None = None
-    attempts: int = 1  # times the job was started (a retried job after its worker died: 2 or more)
-    seconds: float = 0.0
-    error: BaseException | None = field(default=None, repr=False)  # the exception, where it is at hand
-
-    @property
-    def failed(self) -> bool:
-        return self.summary is None
+from .jobs import Job, Outcome, failure, train_job  # noqa: F401 - Outcome, failure: part of this interface
 
 
 class Executor(Protocol):
     local: bool  # runs on this machine (the driver can check the device for it)
 
     def run(self, jobs: Sequence[Job], hooks: Hooks) -> list[Outcome]: ...
-
-
-def failure(job: Job, error: BaseException) -> Outcome:
-    """The outcome of a job that raised: its code when it is one of ours, else the exception's type."""
-    if isinstance(error, MRNetError):
-        return Outcome(job, code=error.code, message=error.one_line(), error=error)
-    return Outcome(job, code="JOB_FAILED", message=f"{type(error).__name__}: {error}", error=error)
 
 
 def raise_failures(outcomes: Sequence[Outcome]) -> None:

@@ -7,11 +7,11 @@ cluster node (`executors.py`, `ray_executor.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mrnet.infer.dataset import load_split
-from mrnet.infer.errors import InputError
+from mrnet.infer.errors import InputError, MRNetError
 from mrnet.infer.registry import model_key
 
 from .rundir import RunFolder
@@ -82,3 +82,25 @@ def train_job(job: Job, threads: int | None = None, progress=None, init_from: st
 
         torch.set_num_threads(threads)
     return run_model(job.spec, job.run_dir, job.plane, job.task, progress, init_from=init_from)
+
+
+@dataclass
+class Outcome:
+    job: Job
+    summary: dict | None = None  # done.json, when the job finished
+    code: str | None = None  # the error code, when it failed
+    message: str | None = None
+    attempts: int = 1  # times the job was started (a retried job after its worker died: 2 or more)
+    seconds: float = 0.0
+    error: BaseException | None = field(default=None, repr=False)  # the exception, where it is at hand
+
+    @property
+    def failed(self) -> bool:
+        return self.summary is None
+
+
+def failure(job: Job, error: BaseException) -> Outcome:
+    """The outcome of a job that raised: its code when it is one of ours, else the exception's type."""
+    if isinstance(error, MRNetError):
+        return Outcome(job, code=error.code, message=error.one_line(), error=error)
+    return Outcome(job, code="JOB_FAILED", message=f"{type(error).__name__}: {error}", error=error)

@@ -31,7 +31,7 @@ from typing import Sequence
 from mrnet.infer.errors import InputError
 
 from .checkpoint import save_bytes, save_text
-from .executors import Job, Outcome, failure
+from .jobs import Job, Outcome, failure
 from .hooks import Hooks
 from .rundir import RunFolder
 
@@ -63,7 +63,7 @@ def _ray_job(job: Job, record: dict, token: str, init_model: bytes | None, threa
     """One model on a worker: in the shared run folder, or in a temporary one whose artefacts go back."""
     import ray
 
-    from .executors import train_job
+    from .jobs import train_job
     from .rundir import RunRecord
 
     ray.get(board.started.remote(job.name))

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ..registry import PLANES
 from .archive import gather
-from .types import EchoInfo, Exam, ExamError, Problem, SeriesInfo
+from .types import EchoInfo, Exam, ExamError, ImageRef, Problem, SeriesInfo
 
-__all__ = ["EchoInfo", "Exam", "ExamError", "Problem", "SeriesInfo", "read_exam"]
+__all__ = ["EchoInfo", "Exam", "ExamError", "ImageRef", "Problem", "SeriesInfo", "read_exam"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 

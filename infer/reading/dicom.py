@@ -22,7 +22,7 @@ from .dicom_headers import SeriesHeader, read_headers
 from .dicom_stack import SliceStack, load_pixels
 from .geometry import Stack, to_mrnet
 from .series_selection import Candidate, evaluate, reason_for, series_rules
-from .types import Exam, ExamError, Problem, SeriesInfo, Skipped, nothing_usable
+from .types import Exam, ExamError, ImageRef, Problem, SeriesInfo, Skipped, nothing_usable
 
 
 def _folder(names: list[str]) -> str:
@@ -40,7 +40,10 @@ def _info(candidate: Candidate, stack: SliceStack, loaded: Stack, reason: str) -
         matrix=(first.rows, first.cols),
         spacing_mm=tuple(round(float(s), 4) for s in (first.pixel_mm[0], first.pixel_mm[1], stack.spacing)),
         orientation=loaded.orientation, obliquity_deg=round(candidate.obliquity, 2), echo=candidate.echo,
-        echo_time_ms=candidate.echo_time, repetition_time_ms=candidate.series.repetition_time)
+        echo_time_ms=candidate.echo_time, repetition_time_ms=candidate.series.repetition_time,
+        study_uid=candidate.series.study_uid or None,
+        images=tuple(ImageRef(im.sop_class, im.sop_instance, None if im.frame is None else im.frame + 1)
+                     for im in stack.images))
 
 
 def _series_problem(candidate: Candidate, skip: Skipped | None = None) -> Problem:

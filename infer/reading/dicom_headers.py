@@ -38,6 +38,8 @@ class ImageHeader:
     slope: float
     intercept: float
     syntax: str
+    sop_instance: str = ""  # with the SOP class and frame, what a DICOM report references
+    sop_class: str = ""
 
     @property
     def name(self) -> str:
@@ -47,6 +49,7 @@ class ImageHeader:
 @dataclass
 class SeriesHeader:
     uid: str
+    study_uid: str
     number: int | None
     description: str
     image_type: tuple[str, ...]
@@ -141,8 +144,10 @@ def read_headers(source: Source) -> tuple[SeriesHeader, list[ImageHeader]]:
         raise Skipped("NOT_AN_IMAGE", "a colour image, not an MR magnitude image")
 
     syntax = str(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
+    sop_instance = str(ds.get("SOPInstanceUID", "") or "")
     series = SeriesHeader(
         uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
         number=int(n) if (n := _number(ds.get("SeriesNumber"))) is not None else None,
         description=str(ds.get("SeriesDescription", "") or "").strip(),
         image_type=_multi(ds.get("ImageType")),
@@ -177,7 +182,7 @@ def read_headers(source: Source) -> tuple[SeriesHeader, list[ImageHeader]]:
                 instance=frame + 1,
                 slope=(_number(transform.get("RescaleSlope")) or 1.0) if transform else 1.0,
                 intercept=(_number(transform.get("RescaleIntercept")) or 0.0) if transform else 0.0,
-                syntax=syntax))
+                syntax=syntax, sop_instance=sop_instance, sop_class=str(sop_class)))
         return series, images
 
     if frames > 1:
@@ -189,5 +194,6 @@ def read_headers(source: Source) -> tuple[SeriesHeader, list[ImageHeader]]:
                    echo_number=int(echo_number) if echo_number is not None else None,
                    echo_time=_number(ds.get("EchoTime")), instance=instance,
                    slope=_number(ds.get("RescaleSlope")) or 1.0,
-                   intercept=_number(ds.get("RescaleIntercept")) or 0.0, syntax=syntax)
+                   intercept=_number(ds.get("RescaleIntercept")) or 0.0, syntax=syntax,
+                   sop_instance=sop_instance, sop_class=str(sop_class))
     return series, [image]

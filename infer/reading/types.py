@@ -81,13 +81,23 @@ class EchoInfo:
     rule: str
 
 
+class ImageRef(NamedTuple):
+    """One image a plane's volume was made of, as a DICOM report references it (no patient data)."""
+
+    sop_class: str
+    sop_instance: str
+    frame: int | None = None  # 1-based frame number in a multi-frame file
+
+
 @dataclass(frozen=True)
 class SeriesInfo:
     """Where one plane's volume came from.
 
     `orientation` gives the patient directions (L R P A S I) that the rows, columns and slices of
     the data ran to as acquired, e.g. "IPR"; `obliquity_deg` is the angle between the slice normal
-    and the patient axis of its plane. `spacing_mm` is (row, column, slice) as acquired.
+    and the patient axis of its plane. `spacing_mm` is (row, column, slice) as acquired. For DICOM,
+    `study_uid` and `images` (the images used, in slice order) let a report reference its sources;
+    `to_dict` leaves `images` out.
     """
 
     plane: str
@@ -104,6 +114,8 @@ class SeriesInfo:
     echo: EchoInfo | None = None
     echo_time_ms: float | None = None
     repetition_time_ms: float | None = None
+    study_uid: str | None = None
+    images: tuple[ImageRef, ...] = ()
 
 
 @dataclass
@@ -140,7 +152,7 @@ class Exam:
             "source_kind": self.source_kind,
             "planes": list(self.planes),
             "shapes": {p: list(v.shape) for p, v in self.volumes.items()},
-            "sources": {p: asdict(s) for p, s in self.sources.items()},
+            "sources": {p: {k: v for k, v in asdict(s).items() if k != "images"} for p, s in self.sources.items()},
             "skipped": [p._asdict() for p in self.skipped],
             "warnings": list(self.warnings),
         }

@@ -10,7 +10,7 @@ from mrnet.app import handlers
 from mrnet.app.examples import write_examples
 from mrnet.infer.errors import MRNetError
 from mrnet.infer.reading import read_exam
-from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, SLICE_SIZE, TASK_TITLES, TASKS
+from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, TASK_TITLES, TASKS
 
 
 def test_phantom_exam_gives_the_predictors_three_probabilities(phantom_files, predictor):
@@ -65,39 +65,6 @@ def test_every_problem_gets_a_line_with_its_code_up_to_a_limit(tmp_path, predict
     assert lines[1].startswith("knee00.npy: ")
     # the summary line plus every problem, less the lines shown
     assert lines[-1] == f"… and {count + 1 - (handlers.MAX_ERROR_LINES - 1)} more problems"
-
-
-def test_the_viewer_opens_at_the_strongest_evidence_and_draws_it_there():
-    volume = np.full((5, SLICE_SIZE, SLICE_SIZE), 100, np.uint8)
-    cam = np.full((5, 7, 7), -1.0, np.float32)
-    cam[3, 3, 3] = 2.0  # the evidence: slice 3, image centre
-    cam[1, 0, 0] = 1.2  # weaker evidence on slice 1, top left
-    assert handlers.strongest_slice(cam) == 3
-
-    plain = handlers.render_slice(volume, cam, 3, overlay=False)
-    assert plain.shape == (SLICE_SIZE, SLICE_SIZE, 3) and plain.dtype == np.uint8
-    assert (plain == 100).all()
-    hot = handlers.render_slice(volume, cam, 3, overlay=True).astype(int)
-    centre, corner = hot[SLICE_SIZE // 2, SLICE_SIZE // 2], hot[0, 0]
-    assert centre[0] > 100 and centre[0] > centre[2]  # red-to-yellow over grey
-    assert (corner == 100).all()  # negative evidence is not drawn
-    # Slice 1's weaker evidence shows, less than slice 3's: both share the volume's scale.
-    assert 100 < handlers.render_slice(volume, cam, 1)[0, 0, 0] < centre[0]
-
-
-def test_a_map_without_positive_evidence_leaves_the_slice_as_it_is():
-    volume = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
-    cam = -np.ones((3, 7, 7), np.float32)
-    np.testing.assert_array_equal(handlers.render_slice(volume, cam, 1)[..., 0], volume[1])
-
-
-def test_cam_upsampling_keeps_the_peak_where_it_was():
-    cam = np.zeros((7, 7), np.float32)
-    cam[1, 5] = 1.0
-    big = handlers.upsample_cam(cam)
-    assert big.shape == (SLICE_SIZE, SLICE_SIZE)
-    row, col = np.unravel_index(np.argmax(big), big.shape)
-    assert abs(row - 1.5 * SLICE_SIZE / 7) < SLICE_SIZE / 14 and abs(col - 5.5 * SLICE_SIZE / 7) < SLICE_SIZE / 14
 
 
 def test_banner_and_model_card_follow_the_bundle(predictor):

@@ -331,7 +331,36 @@ def sweep(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Option("
     with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
             _TrainingProgress(quiet, jobs=max(jobs, 2)) as ui:  # one bar over the grid's models
         result = run_sweep(spec, eps_values, pct_values, out_dir, table_eps, hooks=ui.hooks(), executor=runner)
+    _print_table2_headline(result.table2_csv)
     out.print(f"Table 2: {result.table2}  ({result.table2_csv.name}, full grid {result.grid_csv.name})")
+
+
+def _print_table2_headline(table2_csv: Path) -> None:
+    """Table 2's AUC rows of the leaderboard metric and the mean of the models, mean ± sd over seeds."""
+    import csv
+    import math
+
+    with open(table2_csv, newline="") as stream:
+        rows = [r for r in csv.DictReader(stream) if r["metric"] == "auc" and r["model"] in ("leaderboard", "mean")]
+    columns = sorted({(float(r["eps"]), float(r["retrain_pct"])) for r in rows})
+    several = any(r["seeds"] not in ("", "1") for r in rows)
+    table = Table(title="valid AUC (Table 2)" + (" — mean ± sd over seeds" if several else ""))
+    table.add_column("")
+    table.add_column("row")
+    for eps, pct in columns:
+        table.add_column(f"eps {eps:g}, {pct:g} %", justify="right")
+    for model in ("leaderboard", "mean"):
+        for label in ("baseline", "baseline + advtrain"):
+            cells = []
+            for eps, pct in columns:
+                match = [r for r in rows if (r["model"], r["row"]) == (model, label)
+                         and (float(r["eps"]), float(r["retrain_pct"])) == (eps, pct)]
+                value = float(match[0]["value"]) if match else math.nan
+                sd = float(match[0]["sd"] or "nan") if match else math.nan
+                spread = "" if math.isnan(sd) else f" ± {sd:.3f}"
+                cells.append("–" if math.isnan(value) else f"{value:.3f}{spread}")
+            table.add_row(model, label, *cells)
+    out.print(table)
 
 
 # ---------------------------------------------------------------------------------------------

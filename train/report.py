@@ -11,7 +11,7 @@ import numpy as np
 from mrnet.infer.errors import InputError
 from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, TASK_TITLES, TASKS, model_key
 
-from . import metrics
+from . import calibration, metrics
 from .checkpoint import save_text
 from .rundir import RunFolder
 
@@ -181,6 +181,7 @@ def write_run_report(run_dir: str | Path) -> Path:
               f"{metrics.BOOTSTRAP_SAMPLES} resamples of the valid exams"
               + ("; p: paired bootstrap of the AUC difference on the same exams." if baseline else "."), "",
               "![learning curves](learning_curves.png)", "", "![ROC curves](roc.png)", ""]
+    lines += calibration.report_section(run_dir)  # writes calibration.png
     path = run_dir / "report.md"
     save_text("\n".join(lines), path)
     return path

@@ -203,14 +203,15 @@ def calibrate_model(predictions: dict[str, dict[str, np.ndarray]]) -> ModelCalib
         temperature_scaled=calibration_metrics(labels, temperature.a * logits))
 
 
+def calibrate_models(predictions: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, ModelCalibration]:
+    """`calibrate_model` of each model's predictions, keyed as given; models without tune rows left out."""
+    out = {key: calibrate_model(p) for key, p in predictions.items()}
+    return {key: c for key, c in out.items() if c is not None}
+
+
 def calibrate_run(run_dir: str | Path) -> dict[str, ModelCalibration]:
     """Every finished model's calibration, keyed `plane-task`, in registry order."""
-    out = {}
-    for key, model in RunFolder(run_dir).finished_models().items():
-        calibration = calibrate_model(model.predictions)
-        if calibration is not None:
-            out[key] = calibration
-    return out
+    return calibrate_models({key: m.predictions for key, m in RunFolder(run_dir).finished_models().items()})
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ class FusedValid:
 
     subset: str
     labels: np.ndarray
-    logits: np.ndarray  # the fusion's linear score: bias + sum(weight * plane logit)
+    logits: np.ndarray  # FusionModel.logit of each exam
     metrics: dict[str, float]
 
 
@@ -234,8 +235,7 @@ def fused_valid(run_dir: str | Path, fusion: dict[str, dict[str, dict]], planes:
         by_id = {p: dict(zip(v["exam_id"], v["logit"])) for p, v in valid.items()}
         first = valid[model.planes[0]]
         ids, labels = list(first["exam_id"]), first["label"].astype(int)
-        logits = np.array([model.bias + sum(w * by_id[p][i] for p, w in zip(model.planes, model.weights))
-                           for i in ids])
+        logits = np.array([model.logit({p: by_id[p][i] for p in model.planes}) for i in ids])
         out[task] = FusedValid(subset_key(planes), labels, logits, calibration_metrics(labels, logits))
     return out
 
@@ -261,15 +261,17 @@ def report_section(run_dir: str | Path, image: str = "calibration.png") -> list[
     from .fusion import fit_fusion
 
     run_dir = Path(run_dir)
-    spec = RunFolder(run_dir).record().spec
-    models = calibrate_run(run_dir)
+    folder = RunFolder(run_dir)
+    spec = folder.record().spec
+    predictions = {key: m.predictions for key, m in folder.finished_models().items()}
+    models = calibrate_models(predictions)
     if not models:
         return []
-    finished = all(model_key(p, t) in models for p in spec.planes for t in spec.tasks)
+    complete = all(model_key(p, t) in models for p in spec.planes for t in spec.tasks)
     fused = fused_valid(run_dir, fit_fusion(run_dir, spec.planes, spec.tasks)[0], spec.planes, spec.tasks) \
-        if finished else {}
-    predictions = {key: m.predictions["valid"] for key, m in RunFolder(run_dir).finished_models().items()}
-    plot_reliability(models, predictions, fused, run_dir / image, ECE_BINS)
+        if complete else {}
+    plot_reliability(models, {key: p["valid"] for key, p in predictions.items() if key in models}, fused,
+                     run_dir / image, ECE_BINS)
 
     some = next(iter(models.values()))
     lines = ["## Calibration", "",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrnet.infer.calibration import METHOD_NAMES
 from mrnet.infer.errors import InputError, MRNetError
 from mrnet.infer.overlay import render_slice, strongest_slice
 from mrnet.infer.predictor import Predictor
@@ -129,6 +130,17 @@ def error_lines(error: MRNetError, hide_folders: Collection[str | Path] = ()) ->
 def banner_text(predictor: Predictor) -> str:
     """Always "not for clinical use"; demo bundles (synthetic weights) say so as well."""
     return DEMO_BANNER if predictor.bundle.synthetic else NOT_FOR_CLINICAL_USE
+
+
+def planes_label(predictor: Predictor) -> str:
+    """The planes table's title: whether its per-plane probabilities are calibrated, and how."""
+    calibration = predictor.bundle.plane_calibration
+    if calibration["calibrated"]:
+        return (f"Planes: series used and per-plane probabilities, calibrated ({METHOD_NAMES[calibration['method']]} "
+                "fitted on the tuning split)")
+    if calibration["method"] == "none":
+        return "Planes: series used and per-plane probabilities (raw sigmoids: this bundle carries no calibration)"
+    return "Planes: series used and per-plane probabilities (calibrated for some models only, raw for the others)"
 
 
 def bundle_markdown(predictor: Predictor) -> str:

@@ -228,8 +228,8 @@ def build_demo(predictor: Predictor, examples: list[Example] | tuple = (), limit
                 probabilities = gr.Label(label="Fused probability (decision at the bundle's threshold)",
                                          num_top_classes=len(TASKS), show_heading=False, elem_id="probabilities")
                 findings = gr.Dataframe(headers=handlers.FINDINGS_HEADERS, label="Findings", interactive=False)
-                planes = gr.Dataframe(headers=handlers.PLANES_HEADERS, label="Planes: series used and "
-                                      "per-plane probabilities", interactive=False)
+                planes = gr.Dataframe(headers=handlers.PLANES_HEADERS, label=handlers.planes_label(predictor),
+                                      interactive=False)
         with gr.Row():
             task = gr.Radio([(TASK_TITLES[t], t) for t in TASKS], value=DEFAULT_TASK,
                             label="Show where the model looked for", scale=3)

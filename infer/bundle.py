@@ -1,7 +1,8 @@
 """Model bundles: nine ONNX files and a manifest, verified before anything runs.
 
-    BUNDLE/manifest.json        schema and bundle versions, provenance, per-model sha256 and
-                                metrics, the fusion per task and plane subset, intended use
+    BUNDLE/manifest.json        schema and bundle versions, provenance, per-model sha256, metrics
+                                and (optional) calibration, the fusion per task and plane subset,
+                                intended use
     BUNDLE/<plane>-<task>.onnx  uint8 (S, 256, 256) in; `logit` (1,) and `cam` (S, 7, 7) out
 
 `load_bundle` refuses a bundle whose files do not match their sha256, whose plane x task grid is
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from .calibration import PlaneCalibration, describe
 from .errors import BundleError
 from .fusion import FusionModel
 from .registry import PLANES, PREPROCESSING_VERSION, TASKS, model_key
@@ -46,6 +48,7 @@ class ModelFile:
     sha256: str
     precision: str
     metrics: dict
+    calibration: PlaneCalibration | None = None  # None: an older bundle, raw sigmoids per plane
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,11 @@ class Bundle:
     @property
     def manifest_sha256(self) -> str:
         return sha256_file(self.root / MANIFEST)  # the bundle's identity: it pins every model's sha256
+
+    @property
+    def plane_calibration(self) -> dict:
+        """Whether (and how) the per-plane probabilities are calibrated: `calibration.describe`."""
+        return describe(m.calibration for m in self.models.values())
 
     def planes(self) -> tuple[str, ...]:
         return tuple(p for p in PLANES if any(m.plane == p for m in self.models.values()))
@@ -140,9 +148,14 @@ def load_bundle(path: str | Path | None = None, precision: str = "fp32") -> Bund
         _require((entry["plane"], entry["task"]) in ((p, t) for p in PLANES for t in TASKS) and
                  model_key(entry["plane"], entry["task"]) == key, "MANIFEST_INVALID",
                  f"entry {key} names plane {entry['plane']!r} and task {entry['task']!r}", manifest_path)
+        try:
+            calibration = PlaneCalibration.from_dict(entry["calibration"]) if "calibration" in entry else None
+        except (KeyError, TypeError, ValueError) as error:
+            raise BundleError("MANIFEST_INVALID", f"calibration of {key} is malformed ({error})",
+                              manifest_path) from None
         models[key] = ModelFile(key=key, plane=entry["plane"], task=entry["task"], path=file_path,
                                 sha256=chosen["sha256"], precision=runs,
-                                metrics=entry.get("metrics", {}))
+                                metrics=entry.get("metrics", {}), calibration=calibration)
     fusion = {}
     for task in TASKS:
         _require(task in manifest["fusion"], "MANIFEST_INVALID", f"no fusion for task {task}", manifest_path)

@@ -79,8 +79,11 @@ def _table(results: list[dict], out: Console) -> None:
     for result in results:
         prediction = result["prediction"]
         used = {"+".join(prediction["tasks"][t]["planes_used"]) for t in TASKS}
+        calibration = prediction["plane_probabilities_calibration"]
+        plane_note = (f"calibrated ({calibration['method']})" if calibration["calibrated"] else
+                      "raw sigmoids" if calibration["method"] == "none" else "partly calibrated")
         table = Table(title=f"{result['exam']}", title_justify="left",
-                      caption=f"fused over {', '.join(sorted(used))}", caption_justify="left")
+                      caption=f"fused over {', '.join(sorted(used))}; per-plane p {plane_note}", caption_justify="left")
         table.add_column("finding")
         table.add_column("fused p", justify="right")
         table.add_column("decision")

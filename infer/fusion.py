@@ -7,10 +7,10 @@ still gets a fused probability from a model fitted for exactly that subset.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from itertools import combinations
 
+from .calibration import sigmoid
 from .registry import PLANES
 
 
@@ -34,9 +34,12 @@ class FusionModel:
     threshold: float
     method: str = "logistic-regression"
 
+    def logit(self, logits: dict[str, float]) -> float:
+        """The fused logit: bias + sum(weight_plane * logit_plane)."""
+        return self.bias + sum(w * logits[p] for p, w in zip(self.planes, self.weights))
+
     def probability(self, logits: dict[str, float]) -> float:
-        z = self.bias + sum(w * logits[p] for p, w in zip(self.planes, self.weights))
-        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+        return sigmoid(self.logit(logits))
 
     def to_dict(self) -> dict:
         return {"planes": list(self.planes), "weights": list(self.weights), "bias": self.bias,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle, available_precisions, check_metadata, load_bundle, read_manifest
+from .calibration import plane_probability
 from .errors import BundleError, InputError
 from .fusion import subset_key
 from .reading import Exam
@@ -48,6 +49,8 @@ class Prediction:
     timings: dict[str, float]
     exam: dict = field(default_factory=dict)
     model_precisions: dict[str, str] = field(default_factory=dict)
+    plane_logits: dict[str, dict[str, float]] = field(default_factory=dict)
+    plane_calibration: dict = field(default_factory=dict)  # calibrated or not, and how (Bundle.plane_calibration)
 
     @property
     def notice(self) -> str:
@@ -59,6 +62,8 @@ class Prediction:
             "tasks": {t: {"probability": r.probability, "decision": r.decision, "threshold": r.threshold,
                           "planes_used": list(r.planes)} for t, r in self.tasks.items()},
             "plane_probabilities": self.plane_probabilities,
+            "plane_probabilities_calibration": self.plane_calibration,
+            "plane_logits": self.plane_logits,
             "planes": list(self.planes),
             "bundle": {"version": self.bundle_version, "manifest_sha256": self.bundle_sha256,
                        "synthetic_weights": self.synthetic_weights},
@@ -91,6 +96,7 @@ class Predictor:
         self.bundle_sha256 = self.bundle.manifest_sha256
         self.precision = self.bundle.model_precision  # "mixed" when some models failed the int8 gate
         self.model_precisions = {key: model.precision for key, model in self.bundle.models.items()}
+        self.plane_calibration = self.bundle.plane_calibration
         threads = threads or physical_cores()
         providers = [CUDA, CPU] if want_cuda else [CPU]
         self.sessions = {}
@@ -143,10 +149,14 @@ class Predictor:
             probability = fusion.probability(logits[task])
             results[task] = TaskResult(probability=probability, decision=probability >= fusion.threshold,
                                        threshold=fusion.threshold, planes=fusion.planes)
-        plane_probabilities = {p: {t: float(1 / (1 + np.exp(-logits[t][p]))) for t in TASKS} for p in planes}
+        # Calibrated where the bundle carries a calibration (Platt), the raw sigmoid otherwise.
+        plane_probabilities = {p: {t: plane_probability(logits[t][p], self.bundle.models[model_key(p, t)].calibration)
+                                   for t in TASKS} for p in planes}
         return Prediction(tasks=results, plane_probabilities=plane_probabilities, planes=planes, cams=cams,
                           bundle_version=self.bundle.version, bundle_sha256=self.bundle_sha256,
                           synthetic_weights=self.bundle.synthetic, provider=self.provider,
                           precision=self.precision, timings=timings,
                           exam=exam.to_dict() if isinstance(exam, Exam) else {},
-                          model_precisions=self.model_precisions)
+                          model_precisions=self.model_precisions,
+                          plane_logits={p: {t: logits[t][p] for t in TASKS} for p in planes},
+                          plane_calibration=self.plane_calibration)

@@ -34,8 +34,9 @@ def raise_failures(outcomes: Sequence[Outcome]) -> None:
     if len(failed) == len(outcomes) and len({o.code for o in failed}) == 1 and isinstance(failed[0].error, MRNetError):
         raise failed[0].error
     lines = "; ".join(f"{o.job.name} [{o.code}]" for o in failed[:8]) + (" ..." if len(failed) > 8 else "")
-    raise RunError("JOBS_FAILED", f"{len(failed)} of {len(outcomes)} jobs failed: {lines}; the others finished "
-                   "and running the same command again retries only the failed ones")
+    rest = "the others finished; " if len(failed) < len(outcomes) else ""
+    raise RunError("JOBS_FAILED", f"{len(failed)} of {len(outcomes)} jobs failed: {lines}; first: {failed[0].message}; "
+                   f"{rest}running the same command again retries only the failed ones")
 
 
 @dataclass

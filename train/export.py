@@ -29,6 +29,7 @@ from mrnet.infer.runtime import open_session
 
 from .checkpoint import load_torch
 from .rundir import RunFolder, RunRecord
+from .calibration import calibrate_run, fused_valid, fusion_manifest
 from .fusion import fit_fusion
 from .model import MRNet, VolumeModel
 from .onnx_file import set_metadata
@@ -193,6 +194,10 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
                 raise InputError("RUN_INCOMPLETE", f"model {model_key(plane, task)} has not finished training",
                                  run_dir)
     fusion, fusion_report = fit_fusion(run_dir, planes, tasks)
+    # Per-plane calibration (Platt, fitted on the tuning split; train/calibration.py) and the fused
+    # probability's calibration on valid.
+    calibrations = calibrate_run(run_dir)
+    fusion_calibration = fusion_manifest(fused_valid(run_dir, fusion, planes, tasks))
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     def build(staging: Path) -> dict:
@@ -216,9 +221,11 @@ def export_run(run_dir: str | Path, out: str | Path, on_model: Callable[[str], N
                 entries[key] = {**files, "plane": plane, "task": task, "backbone": best["backbone"],
                                 "metrics": {"tune": summary["tune"], "valid": summary["valid"],
                                             "valid_auc_ci95": summary["valid_auc_ci95"]}}
+                if key in calibrations:
+                    entries[key]["calibration"] = calibrations[key].to_manifest()
                 if on_model:
                     on_model(key)
-        extra = {"fusion_metrics": fusion_report}
+        extra = {"fusion_metrics": fusion_report, "fusion_calibration": fusion_calibration}
         if precision == "int8":
             report = quantize.quantize_run(staging, entries, run, fusion,
                                            quantize.AUC_GATE if auc_gate is None else auc_gate,

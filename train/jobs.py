@@ -33,6 +33,10 @@ class Job:
     def name(self) -> str:
         return f"{self.run_dir}/{self.key}"
 
+    @property
+    def epochs(self) -> int:
+        return self.spec.preset.epochs if self.spec.kind == "baseline" else self.spec.preset.adv_epochs
+
 
 def model_jobs(spec: RunSpec) -> list[ModelJob]:
     """One job per (plane, task), in registry order; FGSM retraining starts from the baseline's best.pt."""

@@ -10,7 +10,7 @@ import numpy as np
 from mrnet.infer.errors import InputError
 from mrnet.infer.registry import NOT_FOR_CLINICAL_USE
 
-from . import metrics, plots
+from . import calibration, metrics, plots
 from .checkpoint import save_text
 from .comparison import Items, compare_replicates, mean_auc, mean_auc_ci
 from .fusion import fused_predictions
@@ -153,6 +153,7 @@ def write_run_report(run_dir: str | Path) -> Path:
               f"{metrics.BOOTSTRAP_SAMPLES} resamples of the valid exams"
               + ("; p: paired bootstrap of the AUC difference on the same exams." if baseline else "."), "",
               "![learning curves](learning_curves.png)", "", "![ROC curves](roc.png)", ""]
+    lines += calibration.report_section(run_dir)  # writes calibration.png
     path = run_dir / "report.md"
     save_text("\n".join(lines), path)
     return path

@@ -76,6 +76,17 @@ def test_banner_and_model_card_follow_the_bundle(predictor):
     assert predictor.bundle.manifest["provenance"]["dataset"] in card
 
 
+def test_the_planes_table_says_whether_its_probabilities_are_calibrated(predictor, tiny_bundle):
+    from mrnet.infer.predictor import Predictor
+
+    calibrated = handlers.planes_label(Predictor(tiny_bundle, device="cpu"))  # exported with calibration
+    assert "calibrated (Platt scaling fitted on the tuning split)" in calibrated
+    expected = predictor.bundle.plane_calibration  # the shipped demo bundle, whichever it is
+    label = handlers.planes_label(predictor)
+    assert ("calibrated (Platt" in label) == expected["calibrated"]
+    assert ("raw sigmoids" in label) == (expected["method"] == "none")
+
+
 @pytest.mark.slow
 def test_both_examples_are_the_same_knee_through_the_whole_reader(tmp_path, predictor):
     examples = write_examples(tmp_path)

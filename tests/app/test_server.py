@@ -28,6 +28,14 @@ def test_the_api_has_one_named_endpoint_taking_files(server):
     assert [p["parameter_name"] for p in info["named_endpoints"]["/predict"]["parameters"]] == ["files"]
 
 
+def test_the_page_says_whether_the_per_plane_probabilities_are_calibrated(server, predictor):
+    from mrnet.app.handlers import planes_label
+
+    client, _ = server
+    labels = [c.get("props", {}).get("label") for c in client.config["components"]]
+    assert planes_label(predictor) in labels
+
+
 def test_phantom_exam_gives_three_probabilities(server, phantom_files):
     client, uploads = server
     label, findings, planes, report = client.predict(files=[handle_file(str(p)) for p in phantom_files],

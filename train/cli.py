@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mrnet.infer import console
 from mrnet.infer.registry import PLANES, SPLITS, TASK_TITLES, TASKS
 
+from .cli_display import TrainingProgress, out, print_table2_headline
+
 app = typer.Typer(cls=console.GuardedGroup, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_show_locals=False,
                   help="Train, harden and export the nine MRNet knee-MRI models. Not for clinical use.")
-out = Console(highlight=False, soft_wrap=True)
 
 
 @app.callback()
@@ -93,94 +93,6 @@ def synth(
 
 # ---------------------------------------------------------------------------------------------
 # Training: options become RunSpecs, `pipeline` does the work, this layer draws and prints.
-
-
-class _TrainingProgress:
-    """Rich progress bars: one bar per model (epoch, loss, AUC, ETA) when models train one at a time
-    in this process, else one bar over the models of each stage."""
-
-    def __init__(self, quiet: bool, jobs: int = 1):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.quiet, self.jobs = quiet, jobs
-        self.bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=out,
-                             disable=quiet)
-        self.stage_bar = None
-
-    def __enter__(self):
-        self.bars.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.bars.__exit__(*exc)
-
-    def hooks(self):
-        from mrnet.train.pipeline import Hooks
-
-        return Hooks(progress=self.for_job if self.jobs <= 1 else (lambda job: None), model_done=self.model_done,
-                     announce=self.say, exported=self.exported, stage=self.stage, run_done=self.run_done,
-                     board=self.board)
-
-    def for_job(self, job):
-        from mrnet.train.loop import Progress
-
-        bar = self.bars.add_task(f"{job.key:<18} epoch 1/{job.epochs}", total=job.epochs, status="")
-        state = {"epoch": 0, "auc": ""}
-
-        def on_step(done, total, loss):
-            self.bars.update(bar, completed=state["epoch"] + done / max(total, 1),
-                             status=f"loss {loss:.4f} {state['auc']}")
-
-        def on_epoch(record, epochs):
-            state["epoch"] = record.epoch
-            state["auc"] = f"tune AUC {record.tune_auc:.3f}"
-            self.bars.update(bar, completed=record.epoch,
-                             description=f"{job.key:<18} epoch {min(record.epoch + 1, epochs)}/{epochs}",
-                             status=f"loss {record.train_loss:.4f} {state['auc']}")
-
-        return Progress(on_step=on_step, on_epoch=on_epoch, announce=self.say)
-
-    def say(self, message: str) -> None:
-        if not self.quiet:
-            self.bars.console.print(message, markup=False)
-
-    def stage(self, name: str, models: int) -> None:
-        self.stage_bar = None
-        if name == "export" or self.jobs > 1:
-            label = "export" if name == "export" else "models"
-            self.stage_bar = self.bars.add_task(f"{label:<18}", total=models, status="")
-
-    def model_done(self, summary: dict) -> None:
-        if self.stage_bar is not None:
-            self.bars.update(self.stage_bar, advance=1,
-                             status=f"{summary['model']} valid AUC {summary['valid']['auc']:.3f}")
-
-    def board(self, done: int, running: int, failed: int, total: int) -> None:
-        if self.stage_bar is not None:
-            self.bars.update(self.stage_bar, completed=done + failed,
-                             status=f"done {done} · running {running} · failed {failed} of {total}")
-
-    def exported(self, key: str) -> None:
-        if self.stage_bar is not None:
-            self.bars.update(self.stage_bar, advance=1, status=key)
-
-    def run_done(self, result) -> None:
-        if not self.quiet:
-            _print_summary_table(result.summaries, f"{result.summaries[0]['mode'] if result.summaries else ''} "
-                                                   f"run {result.folder}")
-        out.print(f"report: {result.report}")
-
-
-def _print_summary_table(summaries: list[dict], title: str) -> None:
-    table = Table(title=title)
-    for column in ("model", "epoch", "tune AUC", "valid AUC", "acc", "sens", "spec"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for s in summaries:
-        v = s["valid"]
-        table.add_row(s["model"], str(s["selected_epoch"]), f"{s['tune']['auc']:.3f}", f"{v['auc']:.3f}",
-                      f"{v['accuracy']:.3f}", f"{v['sensitivity']:.3f}", f"{v['specificity']:.3f}")
-    out.print(table)
 
 
 def _seeds(text: str | None) -> tuple[int, ...] | None:
@@ -258,7 +170,7 @@ def baseline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Ru
     chosen = _seeds(seeds)
     spec = _spec(data, preset, backbone, epochs, planes, tasks, chosen[0], pretrained, select_on, device, workers, lr)
     with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
-            _TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
+            TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
         result = run_replicates(baseline_replicates(spec, chosen), out_dir, hooks=ui.hooks(), executor=runner)
     if len(chosen) > 1:
         out.print(f"report of the {len(chosen)} seeds: {result.report}")
@@ -281,7 +193,7 @@ def advtrain(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Optio
     specs = advtrain_replicates(from_run, _seeds(seeds), data, device, workers, eps=eps, retrain_pct=retrain_pct,
                                 protocol=protocol, clamp=clamp, epochs=epochs)
     with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
-            _TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
+            TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
         result = run_replicates(specs, out_dir, hooks=ui.hooks(), executor=runner)
     if len(specs) > 1:
         out.print(f"report of the {len(specs)} seeds: {result.report}")
@@ -329,38 +241,10 @@ def sweep(data: Data, from_run: FromOpt, out_dir: Annotated[Path, typer.Option("
     spec = advtrain_replicates(from_run, _seeds(seeds), data, device, 0, protocol=protocol, clamp=clamp,
                                epochs=epochs)
     with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
-            _TrainingProgress(quiet, jobs=max(jobs, 2)) as ui:  # one bar over the grid's models
+            TrainingProgress(quiet, jobs=max(jobs, 2)) as ui:  # one bar over the grid's models
         result = run_sweep(spec, eps_values, pct_values, out_dir, table_eps, hooks=ui.hooks(), executor=runner)
-    _print_table2_headline(result.table2_csv)
+    print_table2_headline(result.table2_csv)
     out.print(f"Table 2: {result.table2}  ({result.table2_csv.name}, full grid {result.grid_csv.name})")
-
-
-def _print_table2_headline(table2_csv: Path) -> None:
-    """Table 2's AUC rows of the leaderboard metric and the mean of the models, mean ± sd over seeds."""
-    import csv
-    import math
-
-    with open(table2_csv, newline="") as stream:
-        rows = [r for r in csv.DictReader(stream) if r["metric"] == "auc" and r["model"] in ("leaderboard", "mean")]
-    columns = sorted({(float(r["eps"]), float(r["retrain_pct"])) for r in rows})
-    several = any(r["seeds"] not in ("", "1") for r in rows)
-    table = Table(title="valid AUC (Table 2)" + (" — mean ± sd over seeds" if several else ""))
-    table.add_column("")
-    table.add_column("row")
-    for eps, pct in columns:
-        table.add_column(f"eps {eps:g}, {pct:g} %", justify="right")
-    for model in ("leaderboard", "mean"):
-        for label in ("baseline", "baseline + advtrain"):
-            cells = []
-            for eps, pct in columns:
-                match = [r for r in rows if (r["model"], r["row"]) == (model, label)
-                         and (float(r["eps"]), float(r["retrain_pct"])) == (eps, pct)]
-                value = float(match[0]["value"]) if match else math.nan
-                sd = float(match[0]["sd"] or "nan") if match else math.nan
-                spread = "" if math.isnan(sd) else f" ± {sd:.3f}"
-                cells.append("–" if math.isnan(value) else f"{value:.3f}{spread}")
-            table.add_row(model, label, *cells)
-    out.print(table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +267,7 @@ def export(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A finish
     if precision not in PRECISIONS:
         raise InputError("BAD_OPTION", f"one of {', '.join(PRECISIONS)}, not {precision!r}", option="precision")
     messages = []
-    with _TrainingProgress(quiet) as ui:
+    with TrainingProgress(quiet) as ui:
         ui.stage("export", 9 * (2 if precision == "int8" else 1))
         bundle = export_run(run_dir, out_dir, precision=precision, on_message=messages.append, on_model=ui.exported)
     for message in messages:
@@ -419,7 +303,7 @@ def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pi
     chosen = _seeds(seeds)
     spec = _spec(data, preset, backbone, epochs, "all", "all", chosen[0], pretrained, "tune", device, workers)
     with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
-            _TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
+            TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
         result = run_pipeline(spec, out_dir, hooks=ui.hooks(), seeds=chosen, executor=runner)
     out.print(f"bundle: {result.bundle}\nreport: {result.advtrain.report}")
 

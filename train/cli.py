@@ -107,6 +107,7 @@ class _TrainingProgress:
                              TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=out,
                              disable=quiet)
         self.stage_bar = None
+        self.attack_bars: dict[str, object] = {}  # run -> its bar while its exams are attacked
 
     def __enter__(self):
         self.bars.__enter__()
@@ -119,7 +120,8 @@ class _TrainingProgress:
         from mrnet.train.pipeline import Hooks
 
         return Hooks(progress=self.for_job if self.jobs <= 1 else (lambda job: None), model_done=self.model_done,
-                     announce=self.say, exported=self.exported, stage=self.stage, run_done=self.run_done)
+                     announce=self.say, exported=self.exported, stage=self.stage, run_done=self.run_done,
+                     attacked=self.attacked)
 
     def for_job(self, job):
         from mrnet.train.loop import Progress
@@ -146,9 +148,20 @@ class _TrainingProgress:
 
     def stage(self, name: str, models: int) -> None:
         self.stage_bar = None
+        if name == "robustness":  # bars per run come with `attacked`, in this process only
+            if self.jobs > 1:
+                self.say(f"attacking {models} runs, {min(models, self.jobs)} at once")
+            return
         if name == "export" or self.jobs > 1:
             label = "export" if name == "export" else "models"
             self.stage_bar = self.bars.add_task(f"{label:<18}", total=models, status="")
+
+    def attacked(self, run: str, done: int, total: int) -> None:
+        """One bar per run under attack (the runs are scored in this process only with --jobs 1)."""
+        if run not in self.attack_bars:
+            self.attack_bars[run] = self.bars.add_task(f"{'attack ' + Path(run).name:<18}", total=total,
+                                                       status="exams")
+        self.bars.update(self.attack_bars[run], completed=done)
 
     def model_done(self, summary: dict) -> None:
         if self.stage_bar is not None:
@@ -320,14 +333,67 @@ def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pi
              workers: WorkersOpt = 0, quiet: QuietOpt = False):
     """Baseline, FGSM retraining, fusion, export and report, in one command (resumable).
 
-    Writes OUT/baseline, OUT/advtrain (with report.md against the baseline) and OUT/bundle.
+    Writes OUT/baseline, OUT/advtrain (with report.md against the baseline), OUT/bundle and
+    OUT/robustness (the retrained run under attack against the baseline, with the preset's ladder).
     """
     from mrnet.train.pipeline import run_pipeline
 
     spec = _spec(data, preset, backbone, epochs, "all", "all", seed, pretrained, "tune", device, workers)
     with _TrainingProgress(quiet, jobs) as ui:
         result = run_pipeline(spec, out_dir, jobs, ui.hooks())
-    out.print(f"bundle: {result.bundle}\nreport: {result.advtrain.report}")
+    out.print(f"bundle: {result.bundle}\nreport: {result.advtrain.report}\n"
+              f"robustness: {result.robustness.files['robustness']}")
+
+
+@app.command()
+def robustness(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="Finished runs to attack (a retrained one).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for robustness.csv, .png and .md.")],
+    against: Annotated[Optional[Path], typer.Option(help="The baseline run, attacked alike and compared.")] = None,
+    attack: Annotated[str, typer.Option(help="Comma-separated: fgsm, pgd.")] = "fgsm,pgd",
+    eps: Annotated[str, typer.Option(help="Comma-separated, increasing, in grey levels of the uint8 volume "
+                                          "(eps / 49.73 on the normalised scale).")] = "0,0.5,1,2,4",
+    pgd_steps: Annotated[int, typer.Option(help="PGD steps of eps/4, from a random start.")] = 10,
+    split: Annotated[str, typer.Option(help="valid (the test split) or tune.")] = "valid",
+    seed: Annotated[int, typer.Option(help="Seed of PGD's random starts.")] = 0,
+    data: Annotated[Optional[Path], typer.Option(help="The data set, if not where the runs recorded it.")] = None,
+    device: DeviceOpt = "auto", jobs: JobsOpt = 1, quiet: QuietOpt = False,
+):
+    """Attack finished runs' models and fused tasks with FGSM and PGD; AUC and decisions against eps.
+
+    Writes OUT/robustness.csv, robustness.png, robustness.md (and per-exam logits), and a robustness
+    section into each run's report.md. Not for clinical use.
+    """
+    from mrnet.infer.registry import parse_choices
+    from mrnet.train.pipeline import run_robustness
+    from mrnet.train.robustness import ATTACKS, AttackSettings
+
+    from mrnet.infer.errors import InputError
+
+    try:
+        attacks = parse_choices(attack, ATTACKS, "attack")
+    except ValueError as error:
+        raise InputError("BAD_OPTION", str(error), option="attack") from None
+    settings = AttackSettings(attacks=attacks, eps=tuple(_floats(eps, "eps")), pgd_steps=pgd_steps, split=split,
+                              seed=seed)
+    with _TrainingProgress(quiet, jobs) as ui:
+        result = run_robustness(runs, out_dir, against, settings, device, data, jobs, ui.hooks())
+    if not quiet:
+        import csv
+
+        with open(result.files["robustness"], newline="") as stream:
+            rows = [r for r in csv.DictReader(stream) if r["model"].startswith("fused-")]
+        table = Table(title=f"fused AUC under attack ({split} split, eps in grey levels). Not for clinical use.")
+        for column in ("model", "run", "attack", *(f"eps {e:g}" for e in settings.eps)):
+            table.add_column(column, justify="left" if not column.startswith("eps") else "right")
+        cells = {}
+        for r in rows:
+            cells.setdefault((r["model"], r["run"], r["attack"]), {})[float(r["eps"])] = r["auc"]
+        for (model, run, name), by_eps in cells.items():
+            table.add_row(model, run, name, *(f"{float(by_eps[e]):.3f}" if by_eps.get(e) not in (None, "nan") else "–"
+                                              for e in settings.eps))
+        out.print(table)
+    out.print(f"robustness: {result.files['robustness']}  ({result.files['png'].name}, {result.files['md'].name})")
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
     run_baseline(spec, out)                         the mrnet-baseline models of a RunSpec
     run_advtrain(spec, out)                         their FGSM retraining (spec = baseline.advtrain(...))
     run_sweep(spec, eps, pcts, out, table_eps)      retraining over an (eps, retrain %) grid, Table 2
-    run_pipeline(spec, out)                         baseline, FGSM retraining, bundle: the demo's journey
+    run_pipeline(spec, out)                         baseline, FGSM retraining, bundle, robustness: the demo's journey
+    run_robustness(runs, out, against, settings)    finished runs under FGSM and PGD attack (robustness.py)
     run_model(spec, run_dir, plane, task)           one (plane, task) model: the unit of work that a
                                                     process pool (or a cluster) runs
 
@@ -40,6 +41,7 @@ class Hooks:
     exported: Callable[[str], None] = lambda key: None
     stage: Callable[[str, int], None] = lambda name, models: None  # a stage begins, with its model count
     run_done: Callable[["RunResult"], None] = lambda result: None  # a run folder is trained and reported
+    attacked: Callable[[str, int, int], None] = lambda run, done, total: None  # exams of a run under attack
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,18 @@ class SweepResult:
 
 
 @dataclass(frozen=True)
+class RobustnessResult:
+    folder: Path
+    files: dict[str, Path]  # robustness (.csv), robustness_vs_baseline, robustness_exams, json, png, md
+    reports: list[Path]  # the evaluated runs' reports, rewritten with the section
+
+
+@dataclass(frozen=True)
 class PipelineResult:
     baseline: RunResult
     advtrain: RunResult
     bundle: Path
+    robustness: RobustnessResult
 
 
 @dataclass
@@ -258,10 +268,50 @@ def run_sweep(spec: RunSpec, eps_values: list[float], pct_values: list[float], o
     return SweepResult(runs, *paths)
 
 
+def run_robustness(runs: list[str | Path], out: str | Path, against: str | Path | None = None, settings=None,
+                   device: str = "auto", data: str | Path | None = None, jobs: int = 1,
+                   hooks: Hooks | None = None) -> RobustnessResult:
+    """Evaluate finished runs (and the baseline `against`) under attack; write OUT/robustness.csv, .png
+    and the rest (`robustness_report.py`), and a robustness section into each run's report.md.
+
+    `settings` is a `robustness.AttackSettings` (default: the paper's ladder, PGD-10). `jobs` runs are
+    scored at once, in processes."""
+    from . import report, robustness, robustness_report
+
+    hooks = hooks or Hooks()
+    settings = settings or robustness.AttackSettings()
+    runs, against = [Path(r) for r in runs], Path(against) if against else None
+    if not runs:
+        raise InputError("BAD_OPTION", "at least one run to evaluate", option="runs")
+    hooks.stage("robustness", len(runs) + (against is not None))
+    evaluation = robustness.evaluate(runs, against, settings, device, data, jobs, hooks.attacked)
+    files = robustness_report.write_results(out, evaluation)
+    reports = []
+    for run in ([against] if against else []) + runs:
+        RunFolder(run).point_to_robustness(out)
+        reports.append(report.write_run_report(run))
+    return RobustnessResult(Path(out), files, reports)
+
+
+def _evaluated_already(out: Path, runs: list[Path], settings) -> bool:
+    """The robustness folder holds this evaluation (the same settings and run configurations) already."""
+    import json
+
+    meta_path = out / "robustness.json"
+    if not meta_path.exists() or not (out / "robustness.csv").exists():
+        return False
+    meta = json.loads(meta_path.read_text())
+    return (meta["settings"] == settings.to_dict()
+            and [r["config_hash"] for r in meta["runs"]] == [RunFolder(r).record().config_hash for r in runs])
+
+
 def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None) -> PipelineResult:
-    """Baseline, FGSM retraining (the preset's eps and retrain %), export: OUT/baseline, OUT/advtrain
-    (its report compares against the baseline) and OUT/bundle. Resumable like its parts."""
+    """Baseline, FGSM retraining (the preset's eps and retrain %), export, and the retrained run under
+    attack against its baseline (the preset's ladder, `robustness.settings_for`): OUT/baseline,
+    OUT/advtrain (its report compares against the baseline), OUT/bundle and OUT/robustness.
+    Resumable like its parts."""
     from .export import export_run
+    from .robustness import settings_for
 
     hooks = hooks or Hooks()
     out = Path(out)
@@ -271,4 +321,14 @@ def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | N
     if not (bundle / "manifest.json").exists():
         hooks.stage("export", len(spec.planes) * len(spec.tasks))
         export_run(out / "advtrain", bundle, on_model=hooks.exported)
-    return PipelineResult(baseline, advtrain, bundle)
+    settings = settings_for(spec.preset.name)
+    folder = out / "robustness"
+    if _evaluated_already(folder, [out / "baseline", out / "advtrain"], settings):
+        names = ("robustness", "robustness_vs_baseline", "robustness_exams")
+        files = {**{n: folder / f"{n}.csv" for n in names},
+                 **{k: folder / f"robustness.{k}" for k in ("json", "png", "md")}}
+        robustness = RobustnessResult(folder, files, [baseline.report, advtrain.report])
+    else:
+        robustness = run_robustness([out / "advtrain"], folder, out / "baseline", settings, spec.device,
+                                    jobs=jobs, hooks=hooks)
+    return PipelineResult(baseline, advtrain, bundle, robustness)

@@ -13,6 +13,7 @@ from mrnet.infer.registry import NOT_FOR_CLINICAL_USE, PLANES, TASK_TITLES, TASK
 
 from . import metrics
 from .checkpoint import save_text
+from .robustness_report import section as robustness_section
 from .rundir import RunFolder
 
 METRICS = ("auc", "accuracy", "sensitivity", "specificity")
@@ -181,6 +182,7 @@ def write_run_report(run_dir: str | Path) -> Path:
               f"{metrics.BOOTSTRAP_SAMPLES} resamples of the valid exams"
               + ("; p: paired bootstrap of the AUC difference on the same exams." if baseline else "."), "",
               "![learning curves](learning_curves.png)", "", "![ROC curves](roc.png)", ""]
+    lines += robustness_section(run_dir)
     path = run_dir / "report.md"
     save_text("\n".join(lines), path)
     return path

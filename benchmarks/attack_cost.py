@@ -2,7 +2,7 @@
 
 Uses the evaluation's own code path (`mrnet.train.robustness`): an MRNet in eval mode with its
 parameters frozen and channels_last weights, the grey-level volume (S, 256, 256), `attacks.fgsm` and
-`attacks.pgd` (random start, steps of eps/4) on the logit margin, then the forward pass that scores
+`attacks.pgd` (random start, steps of 2.5 eps / steps) on the logit margin, then the forward pass that scores
 the adversarial exam. Random weights: the cost does not depend on them.
 
     .venv/bin/python benchmarks/attack_cost.py [--runs 5] [--slices 32] [--pgd-steps 10] [--backbones alexnet,tiny]

@@ -353,7 +353,7 @@ def robustness(
     attack: Annotated[str, typer.Option(help="Comma-separated: fgsm, pgd.")] = "fgsm,pgd",
     eps: Annotated[str, typer.Option(help="Comma-separated, increasing, in grey levels of the uint8 volume "
                                           "(eps / 49.73 on the normalised scale).")] = "0,0.5,1,2,4",
-    pgd_steps: Annotated[int, typer.Option(help="PGD steps of eps/4, from a random start.")] = 10,
+    pgd_steps: Annotated[int, typer.Option(help="PGD steps of 2.5 eps / steps, from a random start.")] = 10,
     split: Annotated[str, typer.Option(help="valid (the test split) or tune.")] = "valid",
     seed: Annotated[int, typer.Option(help="Seed of PGD's random starts.")] = 0,
     data: Annotated[Optional[Path], typer.Option(help="The data set, if not where the runs recorded it.")] = None,

@@ -1,7 +1,7 @@
 """Robustness under attack: a run's plane models and fused tasks scored on adversarial exams.
 
 Every plane model is attacked white-box on its exam logit with the exam's true label (FGSM, and PGD
-with a random start and `pgd_steps` steps of eps / 4; `attacks.py`), at each eps of a ladder in grey
+with a random start and `pgd_steps` steps of 2.5 eps / steps; `attacks.py`), at each eps of a ladder in grey
 levels of the uint8 volume; the fused task is attacked by perturbing the planes of an exam jointly
 against the task's fused probability (the fusion fitted on the tuning split, `fusion.fit_fusion`).
 Accuracy, sensitivity and specificity are taken at the thresholds the bundle uses: Youden's, chosen

@@ -145,7 +145,7 @@ def section_lines(out: str | Path, image: str) -> list[str]:
     lines = [
         "## Robustness under attack", "",
         f"White-box L∞ attacks on the {settings['split']} split ({exams} exams): "
-        + " and ".join({"fgsm": "FGSM", "pgd": f"PGD ({settings['pgd_steps']} steps of eps/4 from a random start, "
+        + " and ".join({"fgsm": "FGSM", "pgd": f"PGD ({settings['pgd_steps']} steps of 2.5 eps / steps from a random start, "
                                                f"seed {settings['seed']})"}[a] for a in attacks)
         + ". eps is in grey levels of the uint8 volume and every example stays within [0, 255]. A plane model is "
         "attacked on its exam logit with the exam's true label; a fused task by perturbing the exam's planes "

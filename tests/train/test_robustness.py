@@ -70,7 +70,7 @@ def test_fgsm_and_pgd_match_art(small_net, label):
 
     theirs = ProjectedGradientDescentPyTorch(classifier, norm=np.inf, eps=eps, eps_step=eps / 4, max_iter=5,
                                              targeted=False, num_random_init=0, verbose=False).generate(x, y)[0]
-    (ours,) = attacks.pgd(_margin(net, label), [volume], eps, 5, random_start=False)
+    (ours,) = attacks.pgd(_margin(net, label), [volume], eps, 5, step_size=eps / 4, random_start=False)
     assert np.allclose(ours.numpy(), theirs, atol=1e-3)
     assert float((ours - volume).abs().max()) <= eps + 1e-4
 
@@ -84,6 +84,18 @@ def test_pgd_is_seeded_and_stays_in_the_ball(small_net):
     first, again, other = run(5), run(5), run(6)
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert float((first - volume).abs().max()) <= 4.0 + 1e-4 and first.min() >= 0 and first.max() <= 255
+
+
+@pytest.mark.parametrize("steps", [1, 2, 10])
+def test_pgd_ends_where_fgsm_does_on_a_linear_loss(small_net, steps):
+    """The step 2.5 eps / steps crosses the ball from any random start, so on a linear loss (where
+    FGSM is optimal) PGD with any number of steps reaches FGSM's point; a fixed eps/4 would not."""
+    _, volume = small_net
+    w = torch.randn(volume.shape, generator=torch.Generator().manual_seed(4))
+    linear = lambda volumes: (w * volumes[0]).sum()  # noqa: E731
+    eps = 4.0
+    (x,) = attacks.pgd(linear, [volume], eps, steps, generators=[torch.Generator().manual_seed(3)])
+    assert torch.allclose(x, attacks.fgsm(linear, [volume], eps)[0], atol=1e-4)
 
 
 def test_eps_zero_is_the_identity(small_net):
@@ -181,7 +193,7 @@ def test_eps_zero_reproduces_the_runs_own_predictions(attacked):
         for key, model in folder.finished_models().items():
             valid = model.predictions["valid"]
             for attack in ("fgsm", "pgd"):
-                assert abs(_auc(rows, run, key, attack, 0.0) - auc(valid["label"], valid["probability"])) <= 1e-6
+                assert abs(_auc(rows, run, key, attack, 0.0) - auc(valid["label"], valid["logit"])) <= 1e-6
             (row,) = [r for r in rows if (r["run"], r["model"], r["attack"], r["eps"]) == (run, key, "pgd", "0")]
             for metric in ("accuracy", "sensitivity", "specificity"):  # at the same (Youden) threshold
                 assert abs(float(row[metric]) - model.summary["valid_youden"][metric]) <= 1e-6

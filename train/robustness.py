@@ -87,7 +87,7 @@ class AttackSettings:
 # config hash). demo: what `make demo` can afford on two CPU cores (see README, robustness).
 SETTINGS_BY_PRESET: dict[str, AttackSettings] = {
     "paper": AttackSettings(),
-    "demo": AttackSettings(eps=(0.0, 1.0, 4.0), pgd_steps=2),
+    "demo": AttackSettings(eps=(0.0, 2.0), pgd_steps=2),
 }
 
 

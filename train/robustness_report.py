@@ -70,7 +70,7 @@ def write_results(out: str | Path, evaluation) -> dict[str, Path]:
     plot(evaluation.rows, evaluation.baseline, paths["png"])
     paths["md"] = out / "robustness.md"
     save_text("\n".join([f"# Robustness under attack\n\n**{NOT_FOR_CLINICAL_USE}**",
-                         *section_lines(out, "robustness.png")[1:]]), paths["md"])
+                         *section_lines(out, ".")[1:]]), paths["md"])
     return paths
 
 
@@ -129,8 +129,8 @@ def _eps(value: float) -> str:
     return f"{value:g}"
 
 
-def section_lines(out: str | Path, image: str) -> list[str]:
-    """The report section from the files in `out`; `image` is the plot's path as the report sees it."""
+def section_lines(out: str | Path, seen_as: str) -> list[str]:
+    """The report section from the files in `out`, a folder the report's links name `seen_as`."""
     out = Path(out)
     meta = json.loads((out / "robustness.json").read_text())
     settings, baseline = meta["settings"], meta["baseline"]
@@ -187,8 +187,9 @@ def section_lines(out: str | Path, image: str) -> list[str]:
                                      f"{d['delta_auc']:+.3f} [{_fmt(d['low'])}, {_fmt(d['high'])}] "
                                      f"p {_fmt(d['p_value'], 2)}")
                     lines.append(f"| {model} | {run} | {attack} | " + " | ".join(cells) + " |")
-    lines += ["", f"![AUC under attack]({image})", "",
-              f"Every model, with bootstrap CIs and the decisions at the thresholds: `{out / 'robustness.csv'}`.", ""]
+    lines += ["", f"![AUC under attack]({seen_as}/robustness.png)", "",
+              f"Every model, with bootstrap CIs and the decisions at the thresholds: [robustness.csv]({seen_as}/"
+              "robustness.csv).", ""]
     return lines
 
 
@@ -199,4 +200,4 @@ def section(run_dir: str | Path) -> list[str]:
     out = RunFolder(run_dir).robustness_results()
     if out is None or not (out / "robustness.csv").exists() or not (out / "robustness.json").exists():
         return []
-    return section_lines(out, os.path.relpath(out / "robustness.png", run_dir))
+    return section_lines(out, os.path.relpath(out, run_dir))

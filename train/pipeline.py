@@ -63,7 +63,7 @@ class SweepResult:
 class RobustnessResult:
     folder: Path
     files: dict[str, Path]  # robustness (.csv), robustness_vs_baseline, robustness_exams, json, png, md
-    reports: list[Path]  # the evaluated runs' reports, rewritten with the section
+    reports: list[Path]  # the reports of `runs`, rewritten with the section
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,8 @@ def run_robustness(runs: list[str | Path], out: str | Path, against: str | Path 
                    device: str = "auto", data: str | Path | None = None, jobs: int = 1,
                    hooks: Hooks | None = None) -> RobustnessResult:
     """Evaluate finished runs (and the baseline `against`) under attack; write OUT/robustness.csv, .png
-    and the rest (`robustness_report.py`), and a robustness section into each run's report.md.
+    and the rest (`robustness_report.py`), and a robustness section into the report.md of each run
+    in `runs` (not the baseline's: its report is rewritten only when it is evaluated in its own right).
 
     `settings` is a `robustness.AttackSettings` (default: the paper's ladder, PGD-10). `jobs` runs are
     scored at once, in processes."""
@@ -287,7 +288,7 @@ def run_robustness(runs: list[str | Path], out: str | Path, against: str | Path 
     evaluation = robustness.evaluate(runs, against, settings, device, data, jobs, hooks.attacked)
     files = robustness_report.write_results(out, evaluation)
     reports = []
-    for run in ([against] if against else []) + runs:
+    for run in runs:
         RunFolder(run).point_to_robustness(out)
         reports.append(report.write_run_report(run))
     return RobustnessResult(Path(out), files, reports)
@@ -327,7 +328,7 @@ def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | N
         names = ("robustness", "robustness_vs_baseline", "robustness_exams")
         files = {**{n: folder / f"{n}.csv" for n in names},
                  **{k: folder / f"robustness.{k}" for k in ("json", "png", "md")}}
-        robustness = RobustnessResult(folder, files, [baseline.report, advtrain.report])
+        robustness = RobustnessResult(folder, files, [advtrain.report])
     else:
         robustness = run_robustness([out / "advtrain"], folder, out / "baseline", settings, spec.device,
                                     jobs=jobs, hooks=hooks)

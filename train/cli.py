@@ -15,7 +15,7 @@ from rich.table import Table
 from mrnet.infer import console
 from mrnet.infer.registry import PLANES, SPLITS, TASK_TITLES, TASKS
 
-from .cli_display import TrainingProgress, out, print_table2_headline
+from .cli_display import TrainingProgress, out, print_robustness_table, print_table2_headline
 
 app = typer.Typer(cls=console.GuardedGroup, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_show_locals=False,
@@ -296,7 +296,8 @@ def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pi
              gpus_per_job: GpusOpt = None, max_retries: RetriesOpt = 3, shared_run_dir: SharedOpt = None):
     """Baseline, FGSM retraining, fusion, export and report, in one command (resumable).
 
-    Writes OUT/baseline, OUT/advtrain (with report.md against the baseline) and OUT/bundle.
+    Writes OUT/baseline, OUT/advtrain (with report.md against the baseline), OUT/bundle and
+    OUT/robustness (the retrained run under attack against the baseline, with the preset's ladder).
     """
     from mrnet.train.pipeline import run_pipeline
 
@@ -305,7 +306,48 @@ def pipeline(data: Data, out_dir: Annotated[Path, typer.Option("--out", help="Pi
     with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, shared_run_dir) as runner, \
             TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
         result = run_pipeline(spec, out_dir, hooks=ui.hooks(), seeds=chosen, executor=runner)
-    out.print(f"bundle: {result.bundle}\nreport: {result.advtrain.report}")
+    out.print(f"bundle: {result.bundle}\nreport: {result.advtrain.report}\n"
+              f"robustness: {result.robustness.files['robustness']}")
+
+
+@app.command()
+def robustness(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="Finished runs to attack (a retrained one).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for robustness.csv, .png and .md.")],
+    against: Annotated[Optional[Path], typer.Option(help="The baseline run, attacked alike and compared.")] = None,
+    attack: Annotated[str, typer.Option(help="Comma-separated: fgsm, pgd.")] = "fgsm,pgd",
+    eps: Annotated[str, typer.Option(help="Comma-separated, increasing, in grey levels of the uint8 volume "
+                                          "(eps / 49.73 on the normalised scale).")] = "0,0.5,1,2,4",
+    pgd_steps: Annotated[int, typer.Option(help="PGD steps of 2.5 eps / steps, from a random start.")] = 10,
+    split: Annotated[str, typer.Option(help="valid (the test split) or tune.")] = "valid",
+    seed: Annotated[int, typer.Option(help="Seed of PGD's random starts.")] = 0,
+    data: Annotated[Optional[Path], typer.Option(help="The data set, if not where the runs recorded it.")] = None,
+    device: DeviceOpt = "auto", jobs: JobsOpt = 1, quiet: QuietOpt = False,
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, cpus_per_job: CpusOpt = 1.0,
+    gpus_per_job: GpusOpt = None, max_retries: RetriesOpt = 3,
+):
+    """Attack finished runs' models and fused tasks with FGSM and PGD; AUC and decisions against eps.
+
+    Writes OUT/robustness.csv, robustness.png, robustness.md (and per-exam logits), and a robustness
+    section into each run's report.md. Not for clinical use.
+    """
+    from mrnet.infer.errors import InputError
+    from mrnet.infer.registry import parse_choices
+    from mrnet.train.pipeline import run_robustness
+    from mrnet.train.robustness import ATTACKS, AttackSettings
+
+    try:
+        attacks = parse_choices(attack, ATTACKS, "attack")
+    except ValueError as error:
+        raise InputError("BAD_OPTION", str(error), option="attack") from None
+    settings = AttackSettings(attacks=attacks, eps=tuple(_floats(eps, "eps")), pgd_steps=pgd_steps, split=split,
+                              seed=seed)
+    with _executor(executor, jobs, ray_address, cpus_per_job, gpus_per_job, max_retries, True) as runner, \
+            TrainingProgress(quiet, jobs if executor == "local" else 2) as ui:
+        result = run_robustness(runs, out_dir, against, settings, device, data, hooks=ui.hooks(), executor=runner)
+    if not quiet:
+        print_robustness_table(result.files["robustness"], settings, split)
+    out.print(f"robustness: {result.files['robustness']}  ({result.files['png'].name}, {result.files['md'].name})")
 
 
 def main() -> None:

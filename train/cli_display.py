@@ -23,6 +23,7 @@ class TrainingProgress:
                              TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=out,
                              disable=quiet)
         self.stage_bar = None
+        self.attack_bars: dict[str, object] = {}  # run -> its bar while its exams are attacked
 
     def __enter__(self):
         self.bars.__enter__()
@@ -36,7 +37,7 @@ class TrainingProgress:
 
         return Hooks(progress=self.for_job if self.jobs <= 1 else (lambda job: None), model_done=self.model_done,
                      announce=self.say, exported=self.exported, stage=self.stage, run_done=self.run_done,
-                     board=self.board)
+                     board=self.board, attacked=self.attacked)
 
     def for_job(self, job):
         from mrnet.train.loop import Progress
@@ -63,6 +64,10 @@ class TrainingProgress:
 
     def stage(self, name: str, models: int) -> None:
         self.stage_bar = None
+        if name == "robustness":  # bars per run come with `attacked`, in this process only
+            if self.jobs > 1:
+                self.say(f"attacking {models} runs, {min(models, self.jobs)} at once")
+            return
         if name == "export" or self.jobs > 1:
             label = "export" if name == "export" else "models"
             self.stage_bar = self.bars.add_task(f"{label:<18}", total=models, status="")
@@ -71,6 +76,13 @@ class TrainingProgress:
         if self.stage_bar is not None:
             self.bars.update(self.stage_bar, advance=1,
                              status=f"{summary['model']} valid AUC {summary['valid']['auc']:.3f}")
+
+    def attacked(self, run: str, done: int, total: int) -> None:
+        """One bar per run under attack (the runs are scored in this process only with --jobs 1)."""
+        if run not in self.attack_bars:
+            self.attack_bars[run] = self.bars.add_task(f"{'attack ' + Path(run).name:<18}", total=total,
+                                                       status="exams")
+        self.bars.update(self.attack_bars[run], completed=done)
 
     def board(self, done: int, running: int, failed: int, total: int) -> None:
         if self.stage_bar is not None:
@@ -124,4 +136,22 @@ def print_table2_headline(table2_csv: Path) -> None:
                 spread = "" if math.isnan(sd) else f" ± {sd:.3f}"
                 cells.append("–" if math.isnan(value) else f"{value:.3f}{spread}")
             table.add_row(model, label, *cells)
+    out.print(table)
+
+
+def print_robustness_table(robustness_csv: Path, settings, split: str) -> None:
+    """The fused tasks' AUC under attack, per run and attack, against eps."""
+    import csv
+
+    with open(robustness_csv, newline="") as stream:
+        rows = [r for r in csv.DictReader(stream) if r["model"].startswith("fused-")]
+    table = Table(title=f"fused AUC under attack ({split} split, eps in grey levels). Not for clinical use.")
+    for column in ("model", "run", "attack", *(f"eps {e:g}" for e in settings.eps)):
+        table.add_column(column, justify="left" if not column.startswith("eps") else "right")
+    cells: dict[tuple, dict] = {}
+    for r in rows:
+        cells.setdefault((r["model"], r["run"], r["attack"]), {})[float(r["eps"])] = r["auc"]
+    for (model, run, name), by_eps in cells.items():
+        table.add_row(model, run, name, *(f"{float(by_eps[e]):.3f}" if by_eps.get(e) not in (None, "nan") else "–"
+                                          for e in settings.eps))
     out.print(table)

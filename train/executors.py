@@ -24,6 +24,10 @@ class Executor(Protocol):
 
     def run(self, jobs: Sequence[Job], hooks: Hooks) -> list[Outcome]: ...
 
+    def map(self, function, arguments: Sequence[tuple]) -> list:
+        """`function(*args)` for each tuple of `arguments`, side by side; results in order; the first
+        error is raised (for work that is all-or-nothing, such as scoring runs under attack)."""
+
 
 def raise_failures(outcomes: Sequence[Outcome]) -> None:
     """One error for the failed jobs: the jobs' own error when they all failed alike with one of
@@ -52,6 +56,13 @@ class LocalExecutor:
 
     def __exit__(self, *exc):
         return None
+
+    def map(self, function, arguments: Sequence[tuple]) -> list:
+        if self.processes <= 1 or len(arguments) <= 1:
+            return [function(*args) for args in arguments]
+        threads = max(1, (os.cpu_count() or 1) // self.processes)
+        with ProcessPoolExecutor(max_workers=min(self.processes, len(arguments))) as pool:
+            return list(pool.map(_with_threads, [threads] * len(arguments), [function] * len(arguments), arguments))
 
     def run(self, jobs: Sequence[Job], hooks: Hooks) -> list[Outcome]:
         import time
@@ -86,6 +97,13 @@ class LocalExecutor:
                 except Exception as error:  # noqa: BLE001 - recorded with its code; the others carry on
                     finish(k, failure(jobs[k], error))
         return [outcomes[k] for k in range(len(jobs))]
+
+
+def _with_threads(threads: int, function, args: tuple):
+    import torch
+
+    torch.set_num_threads(threads)
+    return function(*args)
 
 
 EXECUTORS = ("local", "ray")

@@ -21,3 +21,4 @@ class Hooks:
     stage: Callable[[str, int], None] = _quiet  # a stage begins, with the number of models it trains
     run_done: Callable = _quiet  # a run folder is trained and reported (a pipeline.RunResult)
     board: Callable[[int, int, int, int], None] = _quiet  # jobs done, running, failed, of total
+    attacked: Callable[[str, int, int], None] = _quiet  # a run under attack: exams done, of total

@@ -3,8 +3,10 @@
     run_baseline(spec, out)                         the mrnet-baseline models of a RunSpec
     run_advtrain(spec, out)                         their FGSM retraining (spec = baseline.advtrain(...))
     run_sweep(spec, eps, pcts, out, table_eps)      retraining over an (eps, retrain %) grid, Table 2
-    run_pipeline(spec, out, seeds)                  baseline, FGSM retraining, bundle: the demo's journey
+    run_pipeline(spec, out, seeds)                  baseline, FGSM retraining, bundle, robustness:
+                                                    the demo's journey
     run_replicates(specs, out)                      the same run for several seeds (OUT/seed-<k>/)
+    run_robustness(runs, out, against, settings)    finished runs under FGSM and PGD attack
     run_model(spec, run_dir, plane, task)           one (plane, task) model: the unit of work that a
                                                     process pool (or a cluster) runs
 
@@ -52,10 +54,18 @@ class SweepResult:
 
 
 @dataclass(frozen=True)
+class RobustnessResult:
+    folder: Path
+    files: dict[str, Path]  # robustness (.csv), robustness_vs_baseline, robustness_exams, json, png, md
+    reports: list[Path]  # the reports of `runs`, rewritten with the section
+
+
+@dataclass(frozen=True)
 class PipelineResult:
     baseline: ReplicateResult
     advtrain: ReplicateResult
     bundle: Path
+    robustness: RobustnessResult
 
 
 @dataclass
@@ -245,12 +255,54 @@ def run_sweep(specs: RunSpec | Sequence[RunSpec], eps_values: Sequence[float], p
     return SweepResult(runs, *paths)
 
 
+def run_robustness(runs: list[str | Path], out: str | Path, against: str | Path | None = None, settings=None,
+                   device: str = "auto", data: str | Path | None = None, jobs: int = 1,
+                   hooks: Hooks | None = None, executor: Executor | None = None) -> RobustnessResult:
+    """Evaluate finished runs (and the baseline `against`) under attack; write OUT/robustness.csv, .png
+    and the rest (`robustness_report.py`), and a robustness section into the report.md of each run
+    in `runs` (not the baseline's: its report is rewritten only when it is evaluated in its own right).
+
+    `settings` is a `robustness.AttackSettings` (default: the paper's ladder, PGD-10). Each run is one
+    job of the executor (`jobs` local processes by default; on Ray, the nodes need the run folders and
+    the data at the same paths)."""
+    from . import report, robustness, robustness_report
+
+    hooks = hooks or Hooks()
+    settings = settings or robustness.AttackSettings()
+    runs, against = [Path(r) for r in runs], Path(against) if against else None
+    if not runs:
+        raise InputError("BAD_OPTION", "at least one run to evaluate", option="runs")
+    hooks.stage("robustness", len(runs) + (against is not None))
+    evaluation = robustness.evaluate(runs, against, settings, device, data, _executor(executor, jobs), hooks.attacked)
+    files = robustness_report.write_results(out, evaluation)
+    reports = []
+    for run in runs:
+        RunFolder(run).point_to_robustness(out)
+        reports.append(report.write_run_report(run))
+    return RobustnessResult(Path(out), files, reports)
+
+
+def _evaluated_already(out: Path, runs: list[Path], settings) -> bool:
+    """The robustness folder holds this evaluation (the same settings and run configurations) already."""
+    import json
+
+    meta_path = out / "robustness.json"
+    if not meta_path.exists() or not (out / "robustness.csv").exists():
+        return False
+    meta = json.loads(meta_path.read_text())
+    return (meta["settings"] == settings.to_dict()
+            and [r["config_hash"] for r in meta["runs"]] == [RunFolder(r).record().config_hash for r in runs])
+
+
 def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | None = None,
                  seeds: Sequence[int] | None = None, executor: Executor | None = None) -> PipelineResult:
-    """Baseline, FGSM retraining (the preset's eps and retrain %), export: OUT/baseline, OUT/advtrain
-    (its report compares against the baseline) and OUT/bundle, for `spec.seed` or for each of
-    `seeds` (OUT/baseline/seed-<k>, ...; the bundle ships the first seed's models). Resumable."""
+    """Baseline, FGSM retraining (the preset's eps and retrain %), export, and the retrained run under
+    attack against its baseline (the preset's ladder, `robustness.settings_for`): OUT/baseline,
+    OUT/advtrain (its report compares against the baseline), OUT/bundle and OUT/robustness, for
+    `spec.seed` or for each of `seeds` (OUT/baseline/seed-<k>, ...; the bundle ships the first seed's
+    models, and the first seed is attacked). Resumable like its parts."""
     from .export import export_run
+    from .robustness import settings_for
 
     hooks = hooks or Hooks()
     out = Path(out)
@@ -264,5 +316,17 @@ def run_pipeline(spec: RunSpec, out: str | Path, jobs: int = 1, hooks: Hooks | N
     if not (bundle / "manifest.json").exists():
         hooks.stage("export", len(spec.planes) * len(spec.tasks))
         export_run(advtrain.runs[0].folder, bundle, on_model=hooks.exported)
-    return PipelineResult(baseline, advtrain, bundle)
+    settings = settings_for(spec.preset.name)
+    folder = out / "robustness"
+    attacked = [advtrain.runs[0].folder]
+    reference = baseline.runs[0].folder
+    if _evaluated_already(folder, [reference, *attacked], settings):
+        names = ("robustness", "robustness_vs_baseline", "robustness_exams")
+        files = {**{n: folder / f"{n}.csv" for n in names},
+                 **{k: folder / f"robustness.{k}" for k in ("json", "png", "md")}}
+        robustness = RobustnessResult(folder, files, [advtrain.runs[0].report])
+    else:
+        robustness = run_robustness(attacked, folder, reference, settings, spec.device, hooks=hooks,
+                                    executor=executor)
+    return PipelineResult(baseline, advtrain, bundle, robustness)
 

@@ -88,6 +88,13 @@ def _ray_job(job: Job, record: dict, token: str, init_model: bytes | None, threa
         return {"summary": summary, "files": {name: (model.path / name).read_bytes() for name in ARTEFACTS}}
 
 
+def _call_with_threads(threads: int, function, args: tuple):
+    import torch
+
+    torch.set_num_threads(threads)
+    return function(*args)
+
+
 def _write_artefacts(job: Job, files: dict[str, bytes], summary: dict) -> None:
     """Into the driver's run folder, each file atomically, done.json last (it marks the model done)."""
     model = RunFolder(job.run_dir).model(job.key)
@@ -145,6 +152,21 @@ class RayExecutor:
         if self.gpus_per_job is not None:
             return self.gpus_per_job
         return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+    def map(self, function, arguments: Sequence[tuple]) -> list:
+        """`function(*args)` for each tuple as Ray tasks (with this executor's resources and retries);
+        the nodes must see what the arguments name (run folders, data)."""
+        import ray
+        from ray.exceptions import RayTaskError
+
+        self.connect()
+        task = ray.remote(_call_with_threads).options(num_cpus=self.cpus_per_job, num_gpus=self._gpus(),
+                                                      max_retries=self.max_retries, retry_exceptions=False)
+        refs = [task.remote(max(1, int(self.cpus_per_job)), function, args) for args in arguments]
+        try:
+            return ray.get(refs)
+        except RayTaskError as error:
+            raise (error.cause if error.cause is not None else error) from None
 
     def run(self, jobs: Sequence[Job], hooks: Hooks) -> list[Outcome]:
         import ray

@@ -14,6 +14,7 @@ from . import calibration, metrics, plots
 from .checkpoint import save_text
 from .comparison import Items, compare_replicates, mean_auc, mean_auc_ci
 from .fusion import fused_predictions
+from .robustness_report import section as robustness_section
 from .rundir import RunFolder
 
 METRICS = ("auc", "accuracy", "sensitivity", "specificity")
@@ -154,6 +155,7 @@ def write_run_report(run_dir: str | Path) -> Path:
               + ("; p: paired bootstrap of the AUC difference on the same exams." if baseline else "."), "",
               "![learning curves](learning_curves.png)", "", "![ROC curves](roc.png)", ""]
     lines += calibration.report_section(run_dir)  # writes calibration.png
+    lines += robustness_section(run_dir)
     path = run_dir / "report.md"
     save_text("\n".join(lines), path)
     return path

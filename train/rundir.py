@@ -9,6 +9,8 @@
         predictions.csv               split, exam_id, label, logit, probability (tune and valid)
         done.json                     the model's summary; it exists once the model is finished
     RUN/report.md, learning_curves.png, roc.png
+    RUN/robustness.json               {"results": DIR}: where the latest evaluation under attack that
+                                      included this run wrote its files (DIR relative to RUN)
 
 Everything here is text and JSON; the torch files are written by the trainer (`checkpoint.py`).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -171,6 +174,16 @@ class RunFolder:
     def write_record(self, record: RunRecord) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         save_json(record.to_dict(), self.run_json)
+
+    def point_to_robustness(self, results: str | Path) -> None:
+        """Record that the latest evaluation under attack of this run is in `results`."""
+        save_json({"results": os.path.relpath(Path(results).resolve(), self.path.resolve())},
+                  self.path / "robustness.json")
+
+    def robustness_results(self) -> Path | None:
+        """The folder of the latest evaluation under attack that included this run, if any."""
+        pointer = self.path / "robustness.json"
+        return (self.path / json.loads(pointer.read_text())["results"]).resolve() if pointer.exists() else None
 
     def model(self, key: str) -> ModelFolder:
         return ModelFolder(self.path / "models" / key)

@@ -14,6 +14,7 @@ from mrnet.infer.errors import InputError
 from mrnet.train.cli import app
 from mrnet.train.pipeline import Hooks, run_pipeline
 from mrnet.train.presets import get_preset
+from mrnet.train.robustness import settings_for
 from mrnet.train.rundir import RunFolder, read_run
 from mrnet.train.spec import RunSpec
 
@@ -26,7 +27,7 @@ def test_run_pipeline_from_python(phantom_root, tmp_path):
                   stage=lambda name, n: heard["stages"].append((name, n)), exported=heard["exported"].append)
     result = run_pipeline(spec, tmp_path / "out", hooks=hooks)
 
-    assert heard["stages"] == [("baseline", 9), ("advtrain", 9), ("export", 9)]
+    assert heard["stages"] == [("baseline", 9), ("advtrain", 9), ("export", 9), ("robustness", 2)]
     assert len(heard["done"]) == 18 and len(heard["exported"]) == 9
     baseline, advtrain = read_run(result.baseline.runs[0].folder), read_run(result.advtrain.runs[0].folder)
     assert baseline.spec == spec.__class__.from_dict(spec.identity())  # run.json reads back as the same spec
@@ -38,10 +39,18 @@ def test_run_pipeline_from_python(phantom_root, tmp_path):
     report = result.advtrain.report.read_text()
     assert report.startswith("# MRNet FGSM retraining report")
     assert "| leaderboard: mean of the 3 fused task AUCs |" in report and "mean of the 9 single-plane AUCs" in report
+    # The retrained run under attack against its baseline, with the demo preset's short ladder.
+    assert result.robustness.folder == tmp_path / "out" / "robustness"
+    rows = (result.robustness.files["robustness"]).read_text().splitlines()
+    assert len(rows) == 1 + 2 * 12 * 2 * len(settings_for("demo").eps)  # header, runs x models x attacks x eps
+    assert "## Robustness under attack" in result.advtrain.report.read_text()
 
+    written = result.robustness.files["robustness"].stat().st_mtime_ns
     again = run_pipeline(spec, tmp_path / "out")  # everything finished: read back, nothing retrained
     assert [s["valid"] for s in again.advtrain.runs[0].summaries] == \
         [s["valid"] for s in result.advtrain.runs[0].summaries]
+    assert again.robustness.files["robustness"].stat().st_mtime_ns == written  # nor attacked again
+    assert "## Robustness under attack" in again.advtrain.report.read_text()
 
 
 def test_a_spec_refuses_a_bad_option_by_name(phantom_root):
